@@ -1,0 +1,211 @@
+//! Connecting to the ledger database: SQLite (the embedded default) or PostgreSQL, one code path.
+//!
+//! Both backends go through sqlx's `Any` driver so every query in the project is written once.
+//! What differs per backend lives here (connection settings) and in `migrations/<backend>/`.
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Connection settings that are ours rather than the URL's.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    /// PostgreSQL ends a session that sits idle inside a transaction this long, so a stalled
+    /// writer can never hold the ledger lock for good.
+    pub idle_in_transaction_timeout: Duration,
+    /// How long SQLite waits for another process's write lock before giving up.
+    pub busy_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            idle_in_transaction_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("DATABASE_URL must start with sqlite:// or postgres:// (got {0:?})")]
+    UnsupportedUrl(String),
+    #[error("cannot open the database at {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot migrate the database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A pool on one of the two backends, with the schema migrated.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+impl Database {
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Self, ConnectError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        let open = |source| ConnectError::Open {
+            url: redact(&url),
+            source,
+        };
+        let connect_options = AnyConnectOptions::from_str(&url)
+            .map_err(open)?
+            .disable_statement_logging();
+        let busy_ms = options.busy_timeout.as_millis();
+        let idle_ms = options.idle_in_transaction_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => options.max_connections.min(8),
+                Backend::Postgres => options.max_connections,
+            })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "pragma busy_timeout = {busy_ms}; pragma journal_mode = wal; \
+                                 pragma synchronous = full; pragma foreign_keys = off;"
+                            )))
+                            .await?;
+                        }
+                        Backend::Postgres => {
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "set idle_in_transaction_session_timeout = {idle_ms}; \
+                                 set client_min_messages = warning;"
+                            )))
+                            .await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect_options)
+            .await
+            .map_err(open)?;
+        let db = Self { pool, backend, url };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), ConnectError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database file of a SQLite URL (where its key file lives beside it).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        sqlite_path(&self.url)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn normalize_url(url: &str) -> Result<(Backend, String), ConnectError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_owned()))
+    } else if url.starts_with("sqlite:") {
+        // Create the file on first use, as `mcp-manager serve` on a fresh machine expects.
+        let url = if url.contains('?') {
+            url.to_owned()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        Ok((Backend::Sqlite, url))
+    } else {
+        Err(ConnectError::UnsupportedUrl(redact(url)))
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// A URL fit for an error message: any password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(
+            sqlite_path("sqlite://mcp-manager.db?mode=rwc"),
+            Some(PathBuf::from("mcp-manager.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://bob:secret@db/ledger"),
+            "postgres://bob:***@db/ledger"
+        );
+        assert_eq!(redact("postgres://db/ledger"), "postgres://db/ledger");
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        assert!(normalize_url("mysql://x").is_err());
+    }
+}

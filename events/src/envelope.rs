@@ -1,0 +1,120 @@
+//! What travels with an event: its stream, its expected version, its metadata, its place in the log.
+
+use crate::time::Timestamp;
+use crate::vocabulary::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+/// The name of one stream (`user-1`, `lease-lse_…`); one aggregate instance per stream.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(String);
+
+impl StreamId {
+    pub fn new(kind: &str, id: impl std::fmt::Display) -> Self {
+        Self(format!("{kind}-{id}"))
+    }
+
+    pub fn user(id: i64) -> Self {
+        Self::new("user", id)
+    }
+    pub fn organization(id: i64) -> Self {
+        Self::new("organization", id)
+    }
+    pub fn integration(id: i64) -> Self {
+        Self::new("integration", id)
+    }
+    pub fn token(id: i64) -> Self {
+        Self::new("token", id)
+    }
+    pub fn lease(id: &str) -> Self {
+        Self::new("lease", id)
+    }
+    /// Refused authentications whose token nobody owns land here.
+    pub fn anonymous_auth() -> Self {
+        Self("auth-anonymous".to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The version a writer expects a stream to be at, checked inside the append transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version (used for facts that refuse nothing, like a failed login).
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event must have exactly this version.
+    Exact(i64),
+}
+
+impl ExpectedVersion {
+    pub fn admits(&self, current: i64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => current == 0,
+            Self::Exact(v) => *v == current,
+        }
+    }
+}
+
+/// Who caused an event and through what; never a token or a credential.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+impl Metadata {
+    pub fn actor(actor: impl Into<String>) -> Self {
+        Self {
+            actor: Some(actor.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// An event as the log holds it, decoded (and upcast) into the current vocabulary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub stream_id: StreamId,
+    pub stream_version: i64,
+    pub event: DomainEvent,
+    pub metadata: Metadata,
+    pub recorded_at: Timestamp,
+}
+
+/// An event row exactly as stored, for the hash chain and for auditors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    pub position: i64,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_type: String,
+    pub event_version: i64,
+    pub payload: String,
+    pub metadata: String,
+    pub recorded_at: String,
+    pub prev_hash: String,
+    pub hash: String,
+}

@@ -1,0 +1,21 @@
+//! The event side of MCP Manager: the vocabulary of facts and the store that keeps them.
+//!
+//! This crate knows nothing about HTTP, commands or projections. It owns the `events` table: an
+//! append-only, hash-chained log with gap-free positions in commit order, on SQLite or PostgreSQL.
+//! Nothing in here may ever write a token or a credential into the log.
+
+pub mod db;
+pub mod envelope;
+pub mod hash;
+pub mod store;
+pub mod time;
+pub mod upcast;
+pub mod vocabulary;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::{Backend, Database, DbOptions};
+pub use envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};
+pub use store::{AppendError, EventStore, Savepoint, StoreError, VerifyOutcome, WriteTx};
+pub use time::Timestamp;
+pub use vocabulary::*;

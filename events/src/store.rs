@@ -1,0 +1,410 @@
+//! The event store: serialized, hash-chained appends and ordered reads.
+//!
+//! A writer first takes the ledger lock (`begin immediate` on SQLite, a row lock on `ledger_head`
+//! on PostgreSQL) and holds it until commit, so positions are gap-free and equal commit order, and
+//! each new event chains onto the true head. This module must never update or delete an event.
+
+use crate::db::{Backend, Database};
+use crate::envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};
+use crate::hash::{chain_hash, ChainFields, GENESIS};
+use crate::time::Timestamp;
+use crate::vocabulary::{DecodeError, DomainEvent};
+use futures::stream::{self, Stream};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row, Transaction};
+
+/// The name of the unique constraint that backs the expected-version check.
+pub const STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
+/// SQLite reports no constraint names; its extended code for a UNIQUE index violation is this.
+const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
+
+const PAGE_SIZE: i64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored event at position {position} cannot be read: {source}")]
+    Decode {
+        position: i64,
+        source: DecodeError,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("stream {stream} is at version {actual}, expected {expected:?}")]
+    Conflict {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        actual: i64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(e: sqlx::Error) -> Self {
+        AppendError::Store(StoreError::Database(e))
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    Valid { events: i64, head: String },
+    Broken { position: i64, reason: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct EventStore {
+    db: Database,
+}
+
+impl EventStore {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Opens a write transaction holding the ledger lock. Run it to completion on a task of its
+    /// own: a dropped `WriteTx` rolls back, but only a finished one releases the lock promptly.
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let pool = self.db.pool();
+        let (mut tx, head_query) = match self.db.backend() {
+            Backend::Sqlite => (
+                pool.begin_with("begin immediate").await?,
+                "select position, hash from ledger_head where id = 1",
+            ),
+            Backend::Postgres => (
+                pool.begin().await?,
+                "select position, hash from ledger_head where id = 1 for update",
+            ),
+        };
+        let row = sqlx::query(head_query).fetch_one(&mut *tx).await?;
+        Ok(WriteTx {
+            tx,
+            backend: self.db.backend(),
+            position: row.try_get(0)?,
+            hash: row.try_get(1)?,
+        })
+    }
+
+    /// The current head: number of events and the last hash.
+    pub async fn head(&self) -> Result<(i64, String), StoreError> {
+        let row = sqlx::query("select position, hash from ledger_head where id = 1")
+            .fetch_one(self.db.pool())
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// One page of raw rows after `after`, in position order.
+    pub async fn read_raw_page(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
+        let rows = sqlx::query(
+            "select position, stream_id, stream_version, event_type, event_version, payload, \
+             metadata, recorded_at, prev_hash, hash from events where position > $1 \
+             order by position limit $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(raw_from_row).collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// Every event after `after`, decoded, in position order, fetched a page at a time.
+    pub fn read_all(
+        &self,
+        after: i64,
+    ) -> impl Stream<Item = Result<Vec<RecordedEvent>, StoreError>> + '_ {
+        stream::try_unfold(after, move |after| async move {
+            let page = self.read_raw_page(after, PAGE_SIZE).await?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                return Ok(None);
+            };
+            let events = page.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+            Ok(Some((events, last)))
+        })
+    }
+
+    /// Walks the whole chain and names the first position whose row does not match.
+    pub async fn verify(&self) -> Result<VerifyOutcome, StoreError> {
+        let mut expected_position = 1;
+        let mut prev = GENESIS.to_owned();
+        loop {
+            let page = self.read_raw_page(expected_position - 1, PAGE_SIZE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for event in &page {
+                if let Some(reason) = check_link(event, expected_position, &prev) {
+                    return Ok(VerifyOutcome::Broken {
+                        position: expected_position,
+                        reason,
+                    });
+                }
+                prev = event.hash.clone();
+                expected_position += 1;
+            }
+        }
+        let events = expected_position - 1;
+        let (head_position, head_hash) = self.head().await?;
+        if head_position != events || head_hash != prev {
+            return Ok(VerifyOutcome::Broken {
+                position: head_position.max(events),
+                reason: format!(
+                    "ledger head says {head_position} events ending in {head_hash}, \
+                     the log holds {events} ending in {prev}"
+                ),
+            });
+        }
+        Ok(VerifyOutcome::Valid { events, head: prev })
+    }
+}
+
+fn check_link(event: &RawEvent, expected_position: i64, prev: &str) -> Option<String> {
+    if event.position != expected_position {
+        return Some(format!(
+            "position {expected_position} is missing (next stored position is {})",
+            event.position
+        ));
+    }
+    if event.prev_hash != prev {
+        return Some("prev_hash does not match the previous event's hash".to_owned());
+    }
+    let recomputed = chain_hash(prev, &fields_of(event));
+    (recomputed != event.hash).then(|| "hash does not match the event's contents".to_owned())
+}
+
+fn fields_of(event: &RawEvent) -> ChainFields<'_> {
+    ChainFields {
+        position: event.position,
+        stream_id: &event.stream_id,
+        stream_version: event.stream_version,
+        event_type: &event.event_type,
+        event_version: event.event_version,
+        payload: &event.payload,
+        metadata: &event.metadata,
+        recorded_at: &event.recorded_at,
+    }
+}
+
+fn raw_from_row(row: &AnyRow) -> Result<RawEvent, sqlx::Error> {
+    Ok(RawEvent {
+        position: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        stream_version: row.try_get(2)?,
+        event_type: row.try_get(3)?,
+        event_version: row.try_get(4)?,
+        payload: row.try_get(5)?,
+        metadata: row.try_get(6)?,
+        recorded_at: row.try_get(7)?,
+        prev_hash: row.try_get(8)?,
+        hash: row.try_get(9)?,
+    })
+}
+
+/// Decodes a stored row into the current vocabulary.
+pub fn decode(raw: &RawEvent) -> Result<RecordedEvent, StoreError> {
+    let bad = |source| StoreError::Decode {
+        position: raw.position,
+        source,
+    };
+    let event = DomainEvent::decode(&raw.event_type, raw.event_version, &raw.payload).map_err(bad)?;
+    let metadata: Metadata = serde_json::from_str(&raw.metadata).map_err(|e| {
+        bad(DecodeError::Invalid {
+            event_type: raw.event_type.clone(),
+            event_version: raw.event_version,
+            reason: format!("metadata: {e}"),
+        })
+    })?;
+    let recorded_at = Timestamp::parse(&raw.recorded_at).ok_or_else(|| {
+        bad(DecodeError::Invalid {
+            event_type: raw.event_type.clone(),
+            event_version: raw.event_version,
+            reason: "recorded_at is not a timestamp".to_owned(),
+        })
+    })?;
+    Ok(RecordedEvent {
+        position: raw.position,
+        stream_id: StreamId::from_stored(raw.stream_id.clone()),
+        stream_version: raw.stream_version,
+        event,
+        metadata,
+        recorded_at,
+    })
+}
+
+/// A write transaction holding the ledger lock, with the chain head it extends.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+    position: i64,
+    hash: String,
+}
+
+/// A point inside a write transaction that a failed command can be rolled back to.
+pub struct Savepoint {
+    position: i64,
+    hash: String,
+}
+
+impl WriteTx {
+    /// The connection, for projections and reads that must see this transaction's writes.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The position of the last event, including this transaction's own appends.
+    pub fn position(&self) -> i64 {
+        self.position
+    }
+
+    pub async fn stream_version(&mut self, stream: &StreamId) -> Result<i64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("select max(stream_version) from events where stream_id = $1")
+                .bind(stream.as_str())
+                .fetch_one(&mut *self.tx)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Appends events to one stream if it is at the expected version.
+    pub async fn append(
+        &mut self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[DomainEvent],
+        metadata: &Metadata,
+        recorded_at: Timestamp,
+    ) -> Result<Vec<RecordedEvent>, AppendError> {
+        let actual = self.stream_version(stream).await?;
+        if !expected.admits(actual) {
+            return Err(AppendError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            });
+        }
+        let metadata_text = serde_json::to_string(metadata).expect("metadata serializes");
+        let recorded_text = recorded_at.to_string();
+        let mut recorded = Vec::with_capacity(events.len());
+        for (offset, event) in events.iter().enumerate() {
+            let encoded = event.encode();
+            let position = self.position + 1;
+            let stream_version = actual + 1 + offset as i64;
+            let hash = chain_hash(
+                &self.hash,
+                &ChainFields {
+                    position,
+                    stream_id: stream.as_str(),
+                    stream_version,
+                    event_type: &encoded.event_type,
+                    event_version: encoded.event_version,
+                    payload: &encoded.payload,
+                    metadata: &metadata_text,
+                    recorded_at: &recorded_text,
+                },
+            );
+            let inserted = sqlx::query(
+                "insert into events (position, stream_id, stream_version, event_type, \
+                 event_version, payload, metadata, recorded_at, prev_hash, hash) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(position)
+            .bind(stream.as_str())
+            .bind(stream_version)
+            .bind(&encoded.event_type)
+            .bind(encoded.event_version)
+            .bind(&encoded.payload)
+            .bind(&metadata_text)
+            .bind(&recorded_text)
+            .bind(&self.hash)
+            .bind(&hash)
+            .execute(&mut *self.tx)
+            .await;
+            if let Err(error) = inserted {
+                return Err(if is_stream_version_conflict(&error) {
+                    AppendError::Conflict {
+                        stream: stream.clone(),
+                        expected,
+                        actual: stream_version,
+                    }
+                } else {
+                    error.into()
+                });
+            }
+            self.position = position;
+            self.hash = hash;
+            recorded.push(RecordedEvent {
+                position,
+                stream_id: stream.clone(),
+                stream_version,
+                event: event.clone(),
+                metadata: metadata.clone(),
+                recorded_at,
+            });
+        }
+        Ok(recorded)
+    }
+
+    /// Marks a point to roll back to if the next command fails half-way.
+    pub async fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+        sqlx::query("savepoint command").execute(&mut *self.tx).await?;
+        Ok(Savepoint {
+            position: self.position,
+            hash: self.hash.clone(),
+        })
+    }
+
+    pub async fn release(&mut self, _savepoint: Savepoint) -> Result<(), StoreError> {
+        sqlx::query("release savepoint command")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
+        sqlx::query("rollback to savepoint command")
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("release savepoint command")
+            .execute(&mut *self.tx)
+            .await?;
+        self.position = savepoint.position;
+        self.hash = savepoint.hash;
+        Ok(())
+    }
+
+    /// Moves the chain head and commits: every append of this transaction becomes visible at once.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        sqlx::query("update ledger_head set position = $1, hash = $2 where id = 1")
+            .bind(self.position)
+            .bind(&self.hash)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+/// The backstop: the unique constraint on `(stream_id, stream_version)`, recognised by name.
+pub fn is_stream_version_conflict(error: &sqlx::Error) -> bool {
+    let Some(db_error) = error.as_database_error() else {
+        return false;
+    };
+    db_error.constraint() == Some(STREAM_VERSION_CONSTRAINT)
+        || db_error.code().as_deref() == Some(SQLITE_CONSTRAINT_UNIQUE)
+}

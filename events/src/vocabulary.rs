@@ -1,0 +1,394 @@
+//! The facts MCP Manager records. Each variant is one `event_type`; its fields are the payload.
+//!
+//! Rule of this module: no payload ever holds a token or a credential. Tokens appear as ids and
+//! SHA-256 hashes, credentials as an integration id and a secret version.
+
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The current version of every event type; bump one (and add an upcaster) when its payload changes.
+pub const CURRENT_EVENT_VERSION: i64 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationStatus {
+    Active,
+    Inactive,
+    Expired,
+    Error,
+}
+
+impl IntegrationStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::Expired => "expired",
+            Self::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Self::Active),
+            "inactive" => Some(Self::Inactive),
+            "expired" => Some(Self::Expired),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+
+/// Who may use an organization integration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedWith {
+    AllMembers,
+    AdminsOnly,
+    Users(Vec<i64>),
+}
+
+impl SharedWith {
+    /// The form the CLI takes and the directory stores: `all_members`, `admins_only` or `1,2,3`.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::AllMembers => "all_members".to_owned(),
+            Self::AdminsOnly => "admins_only".to_owned(),
+            Self::Users(ids) => ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "all_members" => Some(Self::AllMembers),
+            "admins_only" => Some(Self::AdminsOnly),
+            list => {
+                let ids: Option<Vec<i64>> = list
+                    .split(',')
+                    .map(|id| id.trim().parse::<i64>().ok().filter(|id| *id > 0))
+                    .collect();
+                ids.filter(|ids| !ids.is_empty()).map(Self::Users)
+            }
+        }
+    }
+
+    pub fn admits(&self, user_id: i64, role: Role) -> bool {
+        match self {
+            Self::AllMembers => true,
+            Self::AdminsOnly => role.is_admin(),
+            Self::Users(ids) => ids.contains(&user_id),
+        }
+    }
+}
+
+/// Whose integration it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationOwner {
+    User { user_id: i64 },
+    Organization { organization_id: i64, shared_with: SharedWith },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialScope {
+    Personal,
+    Organization,
+    Mixed,
+}
+
+impl CredentialScope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Personal => "personal",
+            Self::Organization => "organization",
+            Self::Mixed => "mixed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "personal" => Some(Self::Personal),
+            "organization" => Some(Self::Organization),
+            "mixed" => Some(Self::Mixed),
+            _ => None,
+        }
+    }
+}
+
+/// One service of a lease and the integration (and secret version) it resolved to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedService {
+    pub service: String,
+    pub integration_id: i64,
+    pub secret_version: i64,
+    /// `None` for a personal integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "payload", rename_all = "snake_case")]
+pub enum DomainEvent {
+    UserRegistered {
+        user_id: i64,
+        email: String,
+        name: String,
+    },
+    UserDisabled {
+        user_id: i64,
+    },
+    OrganizationCreated {
+        organization_id: i64,
+        name: String,
+    },
+    MembershipAdded {
+        organization_id: i64,
+        user_id: i64,
+        role: Role,
+    },
+    MembershipRoleChanged {
+        organization_id: i64,
+        user_id: i64,
+        role: Role,
+    },
+    MembershipRemoved {
+        organization_id: i64,
+        user_id: i64,
+    },
+    IntegrationAdded {
+        integration_id: i64,
+        service: String,
+        owner: IntegrationOwner,
+        status: IntegrationStatus,
+        secret_version: i64,
+    },
+    IntegrationRotated {
+        integration_id: i64,
+        secret_version: i64,
+    },
+    IntegrationStatusChanged {
+        integration_id: i64,
+        status: IntegrationStatus,
+    },
+    IntegrationRemoved {
+        integration_id: i64,
+    },
+    TokenIssued {
+        token_id: i64,
+        user_id: i64,
+        name: String,
+        /// Hex SHA-256 of the token; the token itself is never recorded.
+        token_hash: String,
+        expires_at: Option<Timestamp>,
+        max_uses: Option<i64>,
+    },
+    TokenRevoked {
+        token_id: i64,
+    },
+    /// A request authenticated with a token: one use of it.
+    #[serde(rename = "mcp_auth_success")]
+    McpAuthSucceeded {
+        token_id: i64,
+        user_id: i64,
+        at: Timestamp,
+    },
+    /// A refused request; `token_id`/`user_id` are set when the token was recognised.
+    #[serde(rename = "mcp_auth_failed")]
+    McpAuthFailed {
+        token_id: Option<i64>,
+        user_id: Option<i64>,
+        reason: String,
+    },
+    LeaseCreated {
+        lease_id: String,
+        user_id: i64,
+        server_id: String,
+        services: Vec<String>,
+        resolved: Vec<ResolvedService>,
+        missing_services: Vec<String>,
+        credential_scope: CredentialScope,
+        ttl: i64,
+        renewable: bool,
+        max_renewals: i64,
+        created_at: Timestamp,
+        expires_at: Timestamp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_info: Option<Value>,
+    },
+    LeaseRenewed {
+        lease_id: String,
+        ttl: i64,
+        renewal_count: i64,
+        renewed_at: Timestamp,
+        expires_at: Timestamp,
+    },
+    LeaseRevoked {
+        lease_id: String,
+        revoked_at: Timestamp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    LeaseExpired {
+        lease_id: String,
+        expired_at: Timestamp,
+    },
+}
+
+/// An event split into the columns it is stored in.
+pub struct EncodedEvent {
+    pub event_type: String,
+    pub event_version: i64,
+    /// Canonical JSON: serde_json's map keeps keys sorted, so equal payloads give equal bytes.
+    pub payload: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event {event_type} v{event_version}: {reason}")]
+    Invalid {
+        event_type: String,
+        event_version: i64,
+        reason: String,
+    },
+}
+
+impl DomainEvent {
+    pub fn event_type(&self) -> String {
+        self.encode().event_type
+    }
+
+    pub fn encode(&self) -> EncodedEvent {
+        let tagged = serde_json::to_value(self).expect("events serialize to JSON");
+        let Value::Object(mut map) = tagged else {
+            unreachable!("adjacently tagged enums serialize to objects")
+        };
+        let event_type = match map.remove("event_type") {
+            Some(Value::String(t)) => t,
+            _ => unreachable!("the tag is a string"),
+        };
+        let payload = map.remove("payload").unwrap_or(Value::Object(Default::default()));
+        EncodedEvent {
+            event_type,
+            event_version: CURRENT_EVENT_VERSION,
+            payload: payload.to_string(),
+        }
+    }
+
+    /// Decodes a stored event, upcasting older versions first.
+    pub fn decode(event_type: &str, event_version: i64, payload: &str) -> Result<Self, DecodeError> {
+        let invalid = |reason: String| DecodeError::Invalid {
+            event_type: event_type.to_owned(),
+            event_version,
+            reason,
+        };
+        let value: Value = serde_json::from_str(payload).map_err(|e| invalid(e.to_string()))?;
+        let value = crate::upcast::upcast(event_type, event_version, value).map_err(invalid)?;
+        let tagged = serde_json::json!({ "event_type": event_type, "payload": value });
+        serde_json::from_value(tagged).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// The user a fact is about, where there is one (the audit log keys on it).
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Self::UserRegistered { user_id, .. }
+            | Self::UserDisabled { user_id }
+            | Self::MembershipAdded { user_id, .. }
+            | Self::MembershipRoleChanged { user_id, .. }
+            | Self::MembershipRemoved { user_id, .. }
+            | Self::TokenIssued { user_id, .. }
+            | Self::McpAuthSucceeded { user_id, .. }
+            | Self::LeaseCreated { user_id, .. } => Some(*user_id),
+            Self::McpAuthFailed { user_id, .. } => *user_id,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_stored_columns() {
+        let event = DomainEvent::McpAuthFailed {
+            token_id: Some(3),
+            user_id: None,
+            reason: "Token has expired".into(),
+        };
+        let encoded = event.encode();
+        assert_eq!(encoded.event_type, "mcp_auth_failed");
+        assert_eq!(
+            encoded.payload,
+            r#"{"reason":"Token has expired","token_id":3,"user_id":null}"#
+        );
+        let decoded =
+            DomainEvent::decode(&encoded.event_type, encoded.event_version, &encoded.payload)
+                .unwrap();
+        assert_eq!(decoded, event);
+    }
+
+    #[test]
+    fn event_types_are_snake_case_names() {
+        let event = DomainEvent::MembershipRoleChanged {
+            organization_id: 1,
+            user_id: 2,
+            role: Role::Admin,
+        };
+        assert_eq!(event.event_type(), "membership_role_changed");
+    }
+
+    #[test]
+    fn unknown_event_types_are_errors_not_panics() {
+        assert!(DomainEvent::decode("nope", 1, "{}").is_err());
+        assert!(DomainEvent::decode("user_disabled", 1, "not json").is_err());
+    }
+
+    #[test]
+    fn shared_with_parses_its_three_forms() {
+        assert_eq!(SharedWith::parse("all_members"), Some(SharedWith::AllMembers));
+        assert_eq!(SharedWith::parse("admins_only"), Some(SharedWith::AdminsOnly));
+        assert_eq!(SharedWith::parse("3, 4"), Some(SharedWith::Users(vec![3, 4])));
+        assert_eq!(SharedWith::parse("x"), None);
+        assert_eq!(SharedWith::parse(""), None);
+        assert!(SharedWith::AdminsOnly.admits(9, Role::Owner));
+        assert!(!SharedWith::AdminsOnly.admits(9, Role::Member));
+        assert!(SharedWith::Users(vec![9]).admits(9, Role::Member));
+    }
+}
