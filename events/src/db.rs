@@ -112,8 +112,16 @@ impl Database {
 
     async fn migrate(&self) -> Result<(), ConnectError> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("../migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("../migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -136,6 +144,11 @@ impl Database {
     }
 }
 
+/// Which backend a URL names, without connecting.
+pub fn backend_of(url: &str) -> Result<Backend, ConnectError> {
+    normalize_url(url).map(|(backend, _)| backend)
+}
+
 fn normalize_url(url: &str) -> Result<(Backend, String), ConnectError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok((Backend::Postgres, url.to_owned()))
@@ -152,7 +165,8 @@ fn normalize_url(url: &str) -> Result<(Backend, String), ConnectError> {
     }
 }
 
-fn sqlite_path(url: &str) -> Option<PathBuf> {
+/// The database file a SQLite URL names, if any.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite:")?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let path = rest.split('?').next()?;

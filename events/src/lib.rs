@@ -8,11 +8,11 @@ pub mod db;
 pub mod envelope;
 pub mod hash;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod upcast;
 pub mod vocabulary;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use db::{Backend, Database, DbOptions};
 pub use envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};

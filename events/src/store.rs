@@ -25,10 +25,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("stored event at position {position} cannot be read: {source}")]
-    Decode {
-        position: i64,
-        source: DecodeError,
-    },
+    Decode { position: i64, source: DecodeError },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +109,10 @@ impl EventStore {
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
-        rows.iter().map(raw_from_row).collect::<Result<_, _>>().map_err(Into::into)
+        rows.iter()
+            .map(raw_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
     }
 
     /// Every event after `after`, decoded, in position order, fetched a page at a time.
@@ -213,7 +213,8 @@ pub fn decode(raw: &RawEvent) -> Result<RecordedEvent, StoreError> {
         position: raw.position,
         source,
     };
-    let event = DomainEvent::decode(&raw.event_type, raw.event_version, &raw.payload).map_err(bad)?;
+    let event =
+        DomainEvent::decode(&raw.event_type, raw.event_version, &raw.payload).map_err(bad)?;
     let metadata: Metadata = serde_json::from_str(&raw.metadata).map_err(|e| {
         bad(DecodeError::Invalid {
             event_type: raw.event_type.clone(),
@@ -274,6 +275,22 @@ impl WriteTx {
                 .fetch_one(&mut *self.tx)
                 .await?;
         Ok(version.unwrap_or(0))
+    }
+
+    /// Every event of one stream, in version order, as this transaction sees it.
+    pub async fn read_stream(
+        &mut self,
+        stream: &StreamId,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "select position, stream_id, stream_version, event_type, event_version, payload, \
+             metadata, recorded_at, prev_hash, hash from events where stream_id = $1 \
+             order by stream_version",
+        )
+        .bind(stream.as_str())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(|row| decode(&raw_from_row(row)?)).collect()
     }
 
     /// Appends events to one stream if it is at the expected version.
@@ -357,7 +374,9 @@ impl WriteTx {
 
     /// Marks a point to roll back to if the next command fails half-way.
     pub async fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
-        sqlx::query("savepoint command").execute(&mut *self.tx).await?;
+        sqlx::query("savepoint command")
+            .execute(&mut *self.tx)
+            .await?;
         Ok(Savepoint {
             position: self.position,
             hash: self.hash.clone(),

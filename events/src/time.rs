@@ -69,6 +69,9 @@ mod tests {
     #[test]
     fn truncates_to_microseconds() {
         let at = Utc.timestamp_nanos(1_762_645_196_123_456_789);
-        assert_eq!(Timestamp::from_datetime(at).to_string(), "2025-11-08T23:39:56.123456Z");
+        assert_eq!(
+            Timestamp::from_datetime(at).to_string(),
+            "2025-11-08T23:39:56.123456Z"
+        );
     }
 }

@@ -13,7 +13,13 @@ type Upcaster = (&'static str, i64, fn(Value) -> Value);
 const UPCASTERS: &[Upcaster] = &[];
 
 pub fn upcast(event_type: &str, version: i64, payload: Value) -> Result<Value, String> {
-    upcast_with(UPCASTERS, CURRENT_EVENT_VERSION, event_type, version, payload)
+    upcast_with(
+        UPCASTERS,
+        CURRENT_EVENT_VERSION,
+        event_type,
+        version,
+        payload,
+    )
 }
 
 fn upcast_with(
@@ -24,7 +30,9 @@ fn upcast_with(
     mut payload: Value,
 ) -> Result<Value, String> {
     if version > current {
-        return Err(format!("version {version} is newer than this build understands"));
+        return Err(format!(
+            "version {version} is newer than this build understands"
+        ));
     }
     while version < current {
         let step = upcasters

@@ -86,11 +86,7 @@ impl SharedWith {
         match self {
             Self::AllMembers => "all_members".to_owned(),
             Self::AdminsOnly => "admins_only".to_owned(),
-            Self::Users(ids) => ids
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            Self::Users(ids) => ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
         }
     }
 
@@ -121,8 +117,13 @@ impl SharedWith {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationOwner {
-    User { user_id: i64 },
-    Organization { organization_id: i64, shared_with: SharedWith },
+    User {
+        user_id: i64,
+    },
+    Organization {
+        organization_id: i64,
+        shared_with: SharedWith,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +222,7 @@ pub enum DomainEvent {
     },
     TokenRevoked {
         token_id: i64,
+        user_id: i64,
     },
     /// A request authenticated with a token: one use of it.
     #[serde(rename = "mcp_auth_success")]
@@ -254,6 +256,7 @@ pub enum DomainEvent {
     },
     LeaseRenewed {
         lease_id: String,
+        user_id: i64,
         ttl: i64,
         renewal_count: i64,
         renewed_at: Timestamp,
@@ -261,12 +264,14 @@ pub enum DomainEvent {
     },
     LeaseRevoked {
         lease_id: String,
+        user_id: i64,
         revoked_at: Timestamp,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     LeaseExpired {
         lease_id: String,
+        user_id: i64,
         expired_at: Timestamp,
     },
 }
@@ -290,8 +295,28 @@ pub enum DecodeError {
 }
 
 impl DomainEvent {
-    pub fn event_type(&self) -> String {
-        self.encode().event_type
+    /// The stored `event_type` (the serde tag of the variant).
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::UserRegistered { .. } => "user_registered",
+            Self::UserDisabled { .. } => "user_disabled",
+            Self::OrganizationCreated { .. } => "organization_created",
+            Self::MembershipAdded { .. } => "membership_added",
+            Self::MembershipRoleChanged { .. } => "membership_role_changed",
+            Self::MembershipRemoved { .. } => "membership_removed",
+            Self::IntegrationAdded { .. } => "integration_added",
+            Self::IntegrationRotated { .. } => "integration_rotated",
+            Self::IntegrationStatusChanged { .. } => "integration_status_changed",
+            Self::IntegrationRemoved { .. } => "integration_removed",
+            Self::TokenIssued { .. } => "token_issued",
+            Self::TokenRevoked { .. } => "token_revoked",
+            Self::McpAuthSucceeded { .. } => "mcp_auth_success",
+            Self::McpAuthFailed { .. } => "mcp_auth_failed",
+            Self::LeaseCreated { .. } => "lease_created",
+            Self::LeaseRenewed { .. } => "lease_renewed",
+            Self::LeaseRevoked { .. } => "lease_revoked",
+            Self::LeaseExpired { .. } => "lease_expired",
+        }
     }
 
     pub fn encode(&self) -> EncodedEvent {
@@ -299,11 +324,12 @@ impl DomainEvent {
         let Value::Object(mut map) = tagged else {
             unreachable!("adjacently tagged enums serialize to objects")
         };
-        let event_type = match map.remove("event_type") {
-            Some(Value::String(t)) => t,
-            _ => unreachable!("the tag is a string"),
-        };
-        let payload = map.remove("payload").unwrap_or(Value::Object(Default::default()));
+        let event_type = self.event_type().to_owned();
+        let tag = map.remove("event_type");
+        debug_assert_eq!(tag, Some(Value::String(event_type.clone())));
+        let payload = map
+            .remove("payload")
+            .unwrap_or(Value::Object(Default::default()));
         EncodedEvent {
             event_type,
             event_version: CURRENT_EVENT_VERSION,
@@ -312,7 +338,11 @@ impl DomainEvent {
     }
 
     /// Decodes a stored event, upcasting older versions first.
-    pub fn decode(event_type: &str, event_version: i64, payload: &str) -> Result<Self, DecodeError> {
+    pub fn decode(
+        event_type: &str,
+        event_version: i64,
+        payload: &str,
+    ) -> Result<Self, DecodeError> {
         let invalid = |reason: String| DecodeError::Invalid {
             event_type: event_type.to_owned(),
             event_version,
@@ -333,8 +363,12 @@ impl DomainEvent {
             | Self::MembershipRoleChanged { user_id, .. }
             | Self::MembershipRemoved { user_id, .. }
             | Self::TokenIssued { user_id, .. }
+            | Self::TokenRevoked { user_id, .. }
             | Self::McpAuthSucceeded { user_id, .. }
-            | Self::LeaseCreated { user_id, .. } => Some(*user_id),
+            | Self::LeaseCreated { user_id, .. }
+            | Self::LeaseRenewed { user_id, .. }
+            | Self::LeaseRevoked { user_id, .. }
+            | Self::LeaseExpired { user_id, .. } => Some(*user_id),
             Self::McpAuthFailed { user_id, .. } => *user_id,
             _ => None,
         }
@@ -382,9 +416,18 @@ mod tests {
 
     #[test]
     fn shared_with_parses_its_three_forms() {
-        assert_eq!(SharedWith::parse("all_members"), Some(SharedWith::AllMembers));
-        assert_eq!(SharedWith::parse("admins_only"), Some(SharedWith::AdminsOnly));
-        assert_eq!(SharedWith::parse("3, 4"), Some(SharedWith::Users(vec![3, 4])));
+        assert_eq!(
+            SharedWith::parse("all_members"),
+            Some(SharedWith::AllMembers)
+        );
+        assert_eq!(
+            SharedWith::parse("admins_only"),
+            Some(SharedWith::AdminsOnly)
+        );
+        assert_eq!(
+            SharedWith::parse("3, 4"),
+            Some(SharedWith::Users(vec![3, 4]))
+        );
         assert_eq!(SharedWith::parse("x"), None);
         assert_eq!(SharedWith::parse(""), None);
         assert!(SharedWith::AdminsOnly.admits(9, Role::Owner));

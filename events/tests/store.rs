@@ -1,11 +1,11 @@
 //! The event store's guarantees, on both backends.
 
+use futures::TryStreamExt;
 use mcp_events::testing::TestDatabase;
 use mcp_events::{
     both_backends, AppendError, Backend, DbOptions, DomainEvent, EventStore, ExpectedVersion,
     Metadata, StreamId, Timestamp, VerifyOutcome,
 };
-use futures::TryStreamExt;
 use std::time::Duration;
 
 fn disabled(user_id: i64) -> DomainEvent {
@@ -23,7 +23,13 @@ async fn append_one(
 ) -> Result<i64, AppendError> {
     let mut tx = store.begin_write().await?;
     let recorded = tx
-        .append(stream, expected, &[disabled(1)], &Metadata::actor("test"), now())
+        .append(
+            stream,
+            expected,
+            &[disabled(1)],
+            &Metadata::actor("test"),
+            now(),
+        )
         .await?;
     tx.commit().await?;
     Ok(recorded[0].position)
@@ -33,7 +39,9 @@ async fn concurrent_writers_on_one_stream_exactly_one_wins(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = EventStore::new(db.connect().await);
     let stream = StreamId::user(1);
-    append_one(&store, &stream, ExpectedVersion::NoStream).await.unwrap();
+    append_one(&store, &stream, ExpectedVersion::NoStream)
+        .await
+        .unwrap();
 
     let writers = (0..16).map(|_| {
         let store = store.clone();
@@ -48,7 +56,10 @@ async fn concurrent_writers_on_one_stream_exactly_one_wins(backend: Backend) {
         .filter(|r| matches!(r, Ok(Err(AppendError::Conflict { actual: 2, .. }))))
         .count();
     assert_eq!((wins, conflicts), (1, 15), "{results:?}");
-    assert!(matches!(store.verify().await.unwrap(), VerifyOutcome::Valid { events: 2, .. }));
+    assert!(matches!(
+        store.verify().await.unwrap(),
+        VerifyOutcome::Valid { events: 2, .. }
+    ));
 }
 
 async fn concurrent_appends_to_many_streams_leave_no_gap(backend: Backend) {
@@ -89,20 +100,27 @@ async fn events_cannot_be_updated_or_deleted(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let database = db.connect().await;
     let store = EventStore::new(database.clone());
-    append_one(&store, &StreamId::user(1), ExpectedVersion::NoStream).await.unwrap();
+    append_one(&store, &StreamId::user(1), ExpectedVersion::NoStream)
+        .await
+        .unwrap();
 
     let pool = database.pool();
     let update = sqlx::query("update events set payload = '{}' where position = 1")
         .execute(pool)
         .await;
-    let delete = sqlx::query("delete from events where position = 1").execute(pool).await;
+    let delete = sqlx::query("delete from events where position = 1")
+        .execute(pool)
+        .await;
     assert!(update.unwrap_err().to_string().contains("immutable"));
     assert!(delete.unwrap_err().to_string().contains("immutable"));
     if backend == Backend::Postgres {
         let truncate = sqlx::query("truncate events").execute(pool).await;
         assert!(truncate.unwrap_err().to_string().contains("immutable"));
     }
-    assert!(matches!(store.verify().await.unwrap(), VerifyOutcome::Valid { events: 1, .. }));
+    assert!(matches!(
+        store.verify().await.unwrap(),
+        VerifyOutcome::Valid { events: 1, .. }
+    ));
 }
 
 async fn verify_names_the_first_doctored_position(backend: Backend) {
@@ -110,7 +128,9 @@ async fn verify_names_the_first_doctored_position(backend: Backend) {
     let database = db.connect().await;
     let store = EventStore::new(database.clone());
     for user in 1..=5 {
-        append_one(&store, &StreamId::user(user), ExpectedVersion::NoStream).await.unwrap();
+        append_one(&store, &StreamId::user(user), ExpectedVersion::NoStream)
+            .await
+            .unwrap();
     }
     let pool = database.pool();
     let drop_triggers = match backend {
@@ -133,7 +153,9 @@ async fn the_unique_backstop_is_recognised_by_name(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let database = db.connect().await;
     let store = EventStore::new(database.clone());
-    append_one(&store, &StreamId::user(1), ExpectedVersion::NoStream).await.unwrap();
+    append_one(&store, &StreamId::user(1), ExpectedVersion::NoStream)
+        .await
+        .unwrap();
     let duplicate = sqlx::query(
         "insert into events select position + 1, stream_id, stream_version, event_type, \
          event_version, payload, metadata, recorded_at, prev_hash, hash from events",
@@ -141,7 +163,10 @@ async fn the_unique_backstop_is_recognised_by_name(backend: Backend) {
     .execute(database.pool())
     .await
     .unwrap_err();
-    assert!(mcp_events::store::is_stream_version_conflict(&duplicate), "{duplicate}");
+    assert!(
+        mcp_events::store::is_stream_version_conflict(&duplicate),
+        "{duplicate}"
+    );
 
     let other = sqlx::query(
         "insert into events select position, 'x', 9, event_type, \
@@ -150,7 +175,10 @@ async fn the_unique_backstop_is_recognised_by_name(backend: Backend) {
     .execute(database.pool())
     .await
     .unwrap_err();
-    assert!(!mcp_events::store::is_stream_version_conflict(&other), "{other}");
+    assert!(
+        !mcp_events::store::is_stream_version_conflict(&other),
+        "{other}"
+    );
 }
 
 async fn a_rolled_back_savepoint_leaves_no_trace(backend: Backend) {
@@ -158,23 +186,47 @@ async fn a_rolled_back_savepoint_leaves_no_trace(backend: Backend) {
     let store = EventStore::new(db.connect().await);
     let mut tx = store.begin_write().await.unwrap();
     let meta = Metadata::actor("test");
-    tx.append(&StreamId::user(1), ExpectedVersion::NoStream, &[disabled(1)], &meta, now())
-        .await
-        .unwrap();
+    tx.append(
+        &StreamId::user(1),
+        ExpectedVersion::NoStream,
+        &[disabled(1)],
+        &meta,
+        now(),
+    )
+    .await
+    .unwrap();
     let savepoint = tx.savepoint().await.unwrap();
-    tx.append(&StreamId::user(2), ExpectedVersion::NoStream, &[disabled(2)], &meta, now())
-        .await
-        .unwrap();
+    tx.append(
+        &StreamId::user(2),
+        ExpectedVersion::NoStream,
+        &[disabled(2)],
+        &meta,
+        now(),
+    )
+    .await
+    .unwrap();
     tx.rollback_to(savepoint).await.unwrap();
-    tx.append(&StreamId::user(3), ExpectedVersion::NoStream, &[disabled(3)], &meta, now())
-        .await
-        .unwrap();
+    tx.append(
+        &StreamId::user(3),
+        ExpectedVersion::NoStream,
+        &[disabled(3)],
+        &meta,
+        now(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let events: Vec<_> = store.read_all(0).try_concat().await.unwrap();
-    let streams: Vec<_> = events.iter().map(|e| (e.position, e.stream_id.to_string())).collect();
+    let streams: Vec<_> = events
+        .iter()
+        .map(|e| (e.position, e.stream_id.to_string()))
+        .collect();
     assert_eq!(streams, vec![(1, "user-1".into()), (2, "user-3".into())]);
-    assert!(matches!(store.verify().await.unwrap(), VerifyOutcome::Valid { events: 2, .. }));
+    assert!(matches!(
+        store.verify().await.unwrap(),
+        VerifyOutcome::Valid { events: 2, .. }
+    ));
 }
 
 /// A writer that never finishes must not stall the ledger for good (PostgreSQL's idle timeout),

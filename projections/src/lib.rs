@@ -1,0 +1,15 @@
+//! The read side of MCP Manager: projections folded from the event log, their checkpoints, and
+//! the replay engine that rebuilds them and proves the live tables match the log.
+//!
+//! Projections are deterministic functions of the events: no clock, no randomness. This crate
+//! knows nothing about HTTP or commands; it reads the log through `mcp_events`.
+
+pub mod fold;
+pub mod queries;
+pub mod replay;
+pub mod rows;
+pub mod schema;
+pub mod store;
+
+pub use replay::{check, rebuild, CheckOutcome, ReplayError, ReplayReport};
+pub use schema::{apply_inline, ensure, set_checkpoints};

@@ -1,0 +1,173 @@
+//! Read queries over the live projections, for commands, the HTTP API and the CLI.
+//! Only reads: every write to these tables goes through the fold.
+
+use crate::rows::*;
+use crate::store::{Rows, SqlRows};
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+fn columns<R: TableRow>(alias: &str) -> String {
+    R::COLUMNS
+        .iter()
+        .map(|(name, _)| format!("{alias}.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn by_key<R: TableRow>(
+    conn: &mut AnyConnection,
+    key: Cell,
+) -> Result<Option<R>, sqlx::Error> {
+    SqlRows::new(conn, "").get::<R>(vec![key]).await
+}
+
+pub async fn user(conn: &mut AnyConnection, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+    by_key(conn, Cell::Int(Some(id))).await
+}
+
+pub async fn user_by_email(
+    conn: &mut AnyConnection,
+    email: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from users u where lower(u.email) = lower($1)",
+        columns::<UserRow>("u")
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(email)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(UserRow::from_row).transpose()
+}
+
+pub async fn organization(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<OrganizationRow>, sqlx::Error> {
+    by_key(conn, Cell::Int(Some(id))).await
+}
+
+pub async fn integration(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<IntegrationRow>, sqlx::Error> {
+    by_key(conn, Cell::Int(Some(id))).await
+}
+
+pub async fn token(conn: &mut AnyConnection, id: i64) -> Result<Option<TokenRow>, sqlx::Error> {
+    by_key(conn, Cell::Int(Some(id))).await
+}
+
+pub async fn token_by_hash(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+) -> Result<Option<TokenRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from tokens t where t.token_hash = $1",
+        columns::<TokenRow>("t")
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(token_hash)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(TokenRow::from_row).transpose()
+}
+
+pub async fn tokens_of_user(
+    conn: &mut AnyConnection,
+    user_id: i64,
+) -> Result<Vec<TokenRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from tokens t where t.user_id = $1 order by t.id",
+        columns::<TokenRow>("t")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(TokenRow::from_row).collect()
+}
+
+pub async fn lease(conn: &mut AnyConnection, id: &str) -> Result<Option<LeaseRow>, sqlx::Error> {
+    by_key(conn, Cell::Text(Some(id.to_owned()))).await
+}
+
+/// A user's memberships with their organization's name, by organization id.
+pub async fn memberships_of_user(
+    conn: &mut AnyConnection,
+    user_id: i64,
+) -> Result<Vec<(MembershipRow, String)>, sqlx::Error> {
+    let sql = format!(
+        "select {}, o.name from memberships m join organizations o on o.id = m.organization_id \
+         where m.user_id = $1 order by m.organization_id",
+        columns::<MembershipRow>("m")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            use sqlx::Row;
+            Ok((
+                MembershipRow::from_row(row)?,
+                row.try_get(MembershipRow::COLUMNS.len())?,
+            ))
+        })
+        .collect()
+}
+
+/// Every active integration a user might draw on: their own, and those of their organizations.
+/// Visibility (`shared_with`) is the caller's rule to apply.
+pub async fn candidate_integrations(
+    conn: &mut AnyConnection,
+    user_id: i64,
+) -> Result<Vec<IntegrationRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from integrations i where i.status = 'active' and (i.user_id = $1 or \
+         i.organization_id in (select organization_id from memberships where user_id = $1)) \
+         order by i.id",
+        columns::<IntegrationRow>("i")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(IntegrationRow::from_row).collect()
+}
+
+/// Leases past their expiry with no revocation or expiry recorded yet, oldest first.
+pub async fn leases_due_for_expiry(
+    conn: &mut AnyConnection,
+    now_micros: i64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from leases where expires_at <= $1 and revoked_at is null \
+         and expired_at is null order by expires_at limit $2",
+    )
+    .bind(now_micros)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Audit records, newest first, optionally for one user and/or one action.
+pub async fn audit(
+    conn: &mut AnyConnection,
+    user_id: Option<i64>,
+    action: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from audit_log a where ($1 is null or a.user_id = $1) \
+         and ($2 is null or a.action = $2) order by a.position desc limit $3",
+        columns::<AuditRow>("a")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(action)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(AuditRow::from_row).collect()
+}

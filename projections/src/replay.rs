@@ -1,0 +1,198 @@
+//! Replay: rebuild every projection from the log, or prove the live tables equal a rebuild.
+//!
+//! The fold runs in memory (fast: no SQL per event), the result is written in bulk into shadow
+//! tables, and the swap happens under the ledger lock after catching up with events that landed
+//! meanwhile, so a running server loses nothing. `check` changes nothing.
+
+use crate::rows::*;
+use crate::schema::{create_tables, drop_tables, write_checkpoints, TABLES};
+use crate::store::{bulk_insert, load_all, MemoryRows, SqlRows};
+use futures::TryStreamExt;
+use mcp_events::{EventStore, StoreError};
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+const SHADOW: &str = "replay_";
+/// Audit rows are flushed to the shadow table in chunks of this size to bound memory.
+const AUDIT_FLUSH: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error during replay: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub events: i64,
+    pub position: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CheckOutcome {
+    Same(ReplayReport),
+    Differs {
+        table: &'static str,
+        description: String,
+    },
+}
+
+/// Progress callback: `(events folded so far, events in the log)`.
+pub type Progress<'a> = dyn FnMut(i64, i64) + Send + 'a;
+
+async fn fold_in_memory(
+    store: &EventStore,
+    rows: &mut MemoryRows,
+    after: i64,
+    mut shadow: Option<&mut AnyConnection>,
+    progress: &mut Progress<'_>,
+) -> Result<i64, ReplayError> {
+    let (total, _) = store.head().await?;
+    let mut position = after;
+    let mut pages = std::pin::pin!(store.read_all(after));
+    while let Some(page) = pages.try_next().await? {
+        for event in &page {
+            crate::fold::apply(rows, event).await?;
+        }
+        position = page.last().map_or(position, |e| e.position);
+        if let Some(conn) = shadow.as_deref_mut() {
+            if rows.row_count::<AuditRow>() >= AUDIT_FLUSH {
+                bulk_insert::<AuditRow>(conn, SHADOW, rows.take::<AuditRow>()).await?;
+            }
+        }
+        progress(position, total.max(position));
+    }
+    Ok(position)
+}
+
+/// Rebuilds every projection from the log and swaps the result in.
+pub async fn rebuild(
+    store: &EventStore,
+    progress: &mut Progress<'_>,
+) -> Result<ReplayReport, ReplayError> {
+    let pool = store.database().pool();
+    let mut shadow = pool.acquire().await?;
+    drop_tables(&mut shadow, SHADOW).await?;
+    create_tables(&mut shadow, SHADOW).await?;
+
+    let mut rows = MemoryRows::default();
+    let folded = fold_in_memory(store, &mut rows, 0, Some(&mut shadow), progress).await?;
+    write_shadow(&mut shadow, rows).await?;
+
+    // Catch up with whatever landed meanwhile, then swap, all under the ledger lock.
+    let mut tx = store.begin_write().await?;
+    let mut caught_up = folded;
+    let mut pages = std::pin::pin!(store.read_all(folded));
+    while let Some(page) = pages.try_next().await? {
+        let mut sql_rows = SqlRows::new(tx.conn(), SHADOW);
+        for event in &page {
+            crate::fold::apply(&mut sql_rows, event).await?;
+            caught_up = event.position;
+        }
+    }
+    for table in TABLES {
+        let conn = tx.conn();
+        sqlx::query(AssertSqlSafe(format!("delete from {table}")))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "insert into {table} select * from {SHADOW}{table}"
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
+    write_checkpoints(tx.conn(), caught_up).await?;
+    tx.commit().await?;
+    drop_tables(&mut shadow, SHADOW).await?;
+    Ok(ReplayReport {
+        events: caught_up,
+        position: caught_up,
+    })
+}
+
+async fn write_shadow(conn: &mut AnyConnection, mut rows: MemoryRows) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    bulk_insert::<UserRow>(&mut tx, SHADOW, rows.take::<UserRow>()).await?;
+    bulk_insert::<OrganizationRow>(&mut tx, SHADOW, rows.take::<OrganizationRow>()).await?;
+    bulk_insert::<MembershipRow>(&mut tx, SHADOW, rows.take::<MembershipRow>()).await?;
+    bulk_insert::<IntegrationRow>(&mut tx, SHADOW, rows.take::<IntegrationRow>()).await?;
+    bulk_insert::<TokenRow>(&mut tx, SHADOW, rows.take::<TokenRow>()).await?;
+    bulk_insert::<LeaseRow>(&mut tx, SHADOW, rows.take::<LeaseRow>()).await?;
+    bulk_insert::<AuditRow>(&mut tx, SHADOW, rows.take::<AuditRow>()).await?;
+    tx.commit().await
+}
+
+/// Folds the whole log in memory and compares the result with the live tables, row by row,
+/// under the ledger lock (so a running server cannot move the live tables mid-comparison).
+/// Changes nothing.
+pub async fn check(
+    store: &EventStore,
+    progress: &mut Progress<'_>,
+) -> Result<CheckOutcome, ReplayError> {
+    let mut rows = MemoryRows::default();
+    let folded = fold_in_memory(store, &mut rows, 0, None, progress).await?;
+    let mut tx = store.begin_write().await?;
+    let position = fold_in_memory(store, &mut rows, folded, None, progress).await?;
+    let conn = tx.conn();
+    let outcome = match first_difference(conn, &rows).await? {
+        Some((table, description)) => CheckOutcome::Differs { table, description },
+        None => CheckOutcome::Same(ReplayReport {
+            events: position,
+            position,
+        }),
+    };
+    tx.rollback().await?;
+    Ok(outcome)
+}
+
+async fn first_difference(
+    conn: &mut AnyConnection,
+    rebuilt: &MemoryRows,
+) -> Result<Option<(&'static str, String)>, sqlx::Error> {
+    macro_rules! compare {
+        ($($row:ty),*) => {$(
+            if let Some(d) = compare_table::<$row>(conn, rebuilt).await? {
+                return Ok(Some((<$row>::TABLE, d)));
+            }
+        )*};
+    }
+    compare!(
+        UserRow,
+        OrganizationRow,
+        MembershipRow,
+        IntegrationRow,
+        TokenRow,
+        LeaseRow,
+        AuditRow
+    );
+    Ok(None)
+}
+
+async fn compare_table<R: TableRow>(
+    conn: &mut AnyConnection,
+    rebuilt: &MemoryRows,
+) -> Result<Option<String>, sqlx::Error> {
+    let mut live = load_all::<R>(conn, "").await?;
+    live.sort_by_key(|r| r.key());
+    let rebuilt = rebuilt.rows::<R>();
+    for i in 0..live.len().max(rebuilt.len()) {
+        match (live.get(i), rebuilt.get(i)) {
+            (Some(l), Some(r)) if l == r => continue,
+            (Some(l), Some(r)) => {
+                return Ok(Some(format!(
+                    "live row {l:?} differs from rebuilt row {r:?}"
+                )))
+            }
+            (Some(l), None) => return Ok(Some(format!("live row {l:?} is not in the rebuild"))),
+            (None, Some(r)) => {
+                return Ok(Some(format!(
+                    "rebuilt row {r:?} is missing from the live table"
+                )))
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+    Ok(None)
+}

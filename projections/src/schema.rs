@@ -1,0 +1,125 @@
+//! Projection tables, their versions and checkpoints, and the inline update path.
+
+use crate::rows::*;
+use crate::store::SqlRows;
+use mcp_events::{EventStore, RecordedEvent};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+/// Each projection with the version of its code; bump a version when its fold or tables change
+/// and the next start-up rebuilds it from the log.
+pub const PROJECTIONS: &[(&str, i64)] =
+    &[("directory", 1), ("tokens", 1), ("leases", 1), ("audit", 1)];
+
+/// Every projection table's DDL under `prefix`.
+pub fn all_ddl(prefix: &str) -> Vec<String> {
+    [
+        ddl::<UserRow>(prefix),
+        ddl::<OrganizationRow>(prefix),
+        ddl::<MembershipRow>(prefix),
+        ddl::<IntegrationRow>(prefix),
+        ddl::<TokenRow>(prefix),
+        ddl::<LeaseRow>(prefix),
+        ddl::<AuditRow>(prefix),
+    ]
+    .concat()
+}
+
+pub const TABLES: &[&str] = &[
+    UserRow::TABLE,
+    OrganizationRow::TABLE,
+    MembershipRow::TABLE,
+    IntegrationRow::TABLE,
+    TokenRow::TABLE,
+    LeaseRow::TABLE,
+    AuditRow::TABLE,
+];
+
+pub async fn create_tables(conn: &mut AnyConnection, prefix: &str) -> Result<(), sqlx::Error> {
+    for statement in all_ddl(prefix) {
+        sqlx::query(AssertSqlSafe(statement))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn drop_tables(conn: &mut AnyConnection, prefix: &str) -> Result<(), sqlx::Error> {
+    for table in TABLES {
+        sqlx::query(AssertSqlSafe(format!(
+            "drop table if exists {prefix}{table}"
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies freshly appended events to the live tables, inside the append transaction.
+pub async fn apply_inline(
+    conn: &mut AnyConnection,
+    events: &[RecordedEvent],
+) -> Result<(), sqlx::Error> {
+    let mut rows = SqlRows::new(conn, "");
+    for event in events {
+        crate::fold::apply(&mut rows, event).await?;
+    }
+    Ok(())
+}
+
+/// Records that every projection covers the log up to `position` (same transaction as the rows).
+pub async fn set_checkpoints(conn: &mut AnyConnection, position: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("update projection_checkpoints set position = $1")
+        .bind(position)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn write_checkpoints(
+    conn: &mut AnyConnection,
+    position: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from projection_checkpoints")
+        .execute(&mut *conn)
+        .await?;
+    for (name, version) in PROJECTIONS {
+        sqlx::query(
+            "insert into projection_checkpoints (name, position, version) values ($1, $2, $3)",
+        )
+        .bind(*name)
+        .bind(position)
+        .bind(*version)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Start-up: creates missing tables, and rebuilds from the log when a projection's version
+/// changed or its checkpoint is behind the log. Returns whether a rebuild ran.
+pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
+    let pool = store.database().pool();
+    let mut conn = pool.acquire().await?;
+    create_tables(&mut conn, "").await?;
+    let rows = sqlx::query("select name, position, version from projection_checkpoints")
+        .fetch_all(&mut *conn)
+        .await?;
+    drop(conn);
+    let (head, _) = store.head().await?;
+    let current = PROJECTIONS.iter().all(|(name, version)| {
+        rows.iter().any(|row| {
+            row.try_get::<String, _>(0).ok().as_deref() == Some(*name)
+                && row.try_get::<i64, _>(1).ok() == Some(head)
+                && row.try_get::<i64, _>(2).ok() == Some(*version)
+        })
+    });
+    if current && rows.len() == PROJECTIONS.len() {
+        return Ok(false);
+    }
+    tracing::warn!(
+        head,
+        "projections are missing, outdated or behind the log: rebuilding"
+    );
+    crate::replay::rebuild(store, &mut |_, _| {}).await?;
+    Ok(true)
+}

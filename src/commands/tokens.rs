@@ -1,0 +1,95 @@
+//! Bearer tokens: issued (shown once, stored as a SHA-256 hash) and revoked.
+
+use super::{Command, CommandError};
+use crate::domain::token::{Token, TokenCommand};
+use crate::domain::DomainError;
+use crate::ledger::Ctx;
+use crate::tokens::{token_state, NewToken};
+use mcp_events::{ExpectedVersion, Metadata, StreamId};
+use mcp_projections::queries;
+use secrecy::SecretString;
+
+pub struct IssueToken {
+    pub user_id: i64,
+    pub name: String,
+    pub expires_in: Option<i64>,
+    pub max_uses: Option<i64>,
+    pub metadata: Metadata,
+}
+
+pub struct IssuedToken {
+    pub id: i64,
+    /// The token itself: returned once, never stored.
+    pub token: SecretString,
+}
+
+impl Command for IssueToken {
+    type Output = IssuedToken;
+
+    async fn execute(self, ctx: &mut Ctx) -> Result<IssuedToken, CommandError> {
+        match queries::user(ctx.conn(), self.user_id).await? {
+            None => return Err(DomainError::UserNotFound(self.user_id).into()),
+            Some(user) if user.disabled => {
+                return Err(
+                    DomainError::Invalid(format!("user {} is disabled", self.user_id)).into(),
+                )
+            }
+            Some(_) => {}
+        }
+        if self.expires_in.is_some_and(|s| s <= 0) || self.max_uses.is_some_and(|n| n <= 0) {
+            return Err(DomainError::Invalid(
+                "--expires-in and --max-uses must be positive".into(),
+            )
+            .into());
+        }
+        let new = NewToken::generate(&self.name);
+        let token_id = ctx.next_id("token_issued").await?;
+        let events = Token::default().decide(
+            TokenCommand::Issue {
+                token_id,
+                user_id: self.user_id,
+                name: self.name,
+                token_hash: new.hash.clone(),
+                expires_at: self.expires_in.map(|s| ctx.now().plus_seconds(s)),
+                max_uses: self.max_uses,
+            },
+            ctx.now(),
+        )?;
+        ctx.append(
+            &StreamId::token(token_id),
+            ExpectedVersion::NoStream,
+            &events,
+            &self.metadata,
+        )
+        .await?;
+        Ok(IssuedToken {
+            id: token_id,
+            token: new.token,
+        })
+    }
+}
+
+pub struct RevokeToken {
+    pub token_id: i64,
+    pub metadata: Metadata,
+}
+
+impl Command for RevokeToken {
+    type Output = ();
+
+    async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
+        let row = queries::token(ctx.conn(), self.token_id)
+            .await?
+            .ok_or(DomainError::TokenNotFound(self.token_id))?;
+        let version = row.version;
+        let events = token_state(&row).decide(TokenCommand::Revoke, ctx.now())?;
+        ctx.append(
+            &StreamId::token(self.token_id),
+            ExpectedVersion::Exact(version),
+            &events,
+            &self.metadata,
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! What a command sees while it runs: the write transaction, the clock reading, the key, the policy.
+
+use super::{LeasePolicy, Shared};
+use crate::domain::Aggregate;
+use crate::secrets::{self, SecretError};
+use mcp_events::{
+    AppendError, DomainEvent, ExpectedVersion, Metadata, RecordedEvent, StoreError, StreamId,
+    Timestamp, WriteTx,
+};
+use serde_json::{Map, Value};
+use sqlx::AnyConnection;
+use std::sync::Arc;
+
+pub struct Ctx {
+    pub(super) tx: WriteTx,
+    pub(super) now: Timestamp,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Ctx {
+    /// The time this command runs at (read once, under the ledger lock).
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    pub fn policy(&self) -> LeasePolicy {
+        self.shared.policy
+    }
+
+    /// Encrypts and stores one version of an integration's credentials in this transaction.
+    pub async fn store_secret(
+        &mut self,
+        integration_id: i64,
+        version: i64,
+        credentials: &Map<String, Value>,
+    ) -> Result<(), SecretError> {
+        secrets::store(
+            self.tx.conn(),
+            &self.shared.key,
+            integration_id,
+            version,
+            credentials,
+        )
+        .await
+    }
+
+    /// Decrypts one version of an integration's credentials.
+    pub async fn open_secret(
+        &mut self,
+        integration_id: i64,
+        version: i64,
+    ) -> Result<Map<String, Value>, SecretError> {
+        secrets::open(self.tx.conn(), &self.shared.key, integration_id, version).await
+    }
+
+    /// The transaction's connection, for reads that must see this batch's writes.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        self.tx.conn()
+    }
+
+    /// Folds one stream into its aggregate; returns the state and the stream's version.
+    pub async fn load<A: Aggregate>(&mut self, stream: &StreamId) -> Result<(A, i64), StoreError> {
+        let events = self.tx.read_stream(stream).await?;
+        let version = events.last().map_or(0, |e| e.stream_version);
+        Ok((A::fold(events.iter().map(|e| &e.event)), version))
+    }
+
+    /// Appends to one stream and updates the projections in the same transaction.
+    pub async fn append(
+        &mut self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[DomainEvent],
+        metadata: &Metadata,
+    ) -> Result<Vec<RecordedEvent>, AppendError> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let recorded = self
+            .tx
+            .append(stream, expected, events, metadata, self.now)
+            .await?;
+        mcp_projections::apply_inline(self.tx.conn(), &recorded)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(recorded)
+    }
+
+    /// The next id for an entity created by `event_type` events: ids are never reused.
+    pub async fn next_id(&mut self, event_type: &str) -> Result<i64, StoreError> {
+        let count: i64 = sqlx::query_scalar("select count(*) from events where event_type = $1")
+            .bind(event_type)
+            .fetch_one(self.tx.conn())
+            .await?;
+        Ok(count + 1)
+    }
+}

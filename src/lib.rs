@@ -1,0 +1,22 @@
+//! MCP Manager: time-limited credential leases for MCP servers on an immutable event ledger.
+//!
+//! `main.rs` only parses the command line; everything it runs lives here so tests can start the
+//! real server (`app::Application`) on port 0 against a fresh database.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod ledger;
+pub mod resolve;
+pub mod secrets;
+pub mod seed;
+pub mod serve;
+pub mod telemetry;
+pub mod tokens;
+pub mod validate;

@@ -1,0 +1,108 @@
+//! Values checked once at the boundary: past a constructor, a value of these types is valid.
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A service name: `^[a-z0-9][a-z0-9_.-]{0,63}$`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bytes = text.as_bytes();
+        let valid = !bytes.is_empty()
+            && bytes.len() <= 64
+            && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+            && bytes[1..].iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+            });
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "{text:?} is not a service name (lowercase letters, digits, '_', '.', '-'; at most 64)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Credentials as given by an operator: any JSON object.
+pub fn parse_credentials(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("credentials must be a JSON object, e.g. {\"access_token\": \"...\"}".into()),
+        // serde_json's message names line and column, never the input itself.
+        Err(e) => Err(format!("credentials are not valid JSON: {e}")),
+    }
+}
+
+/// A new lease id: `lse_` and 48 random base62 characters.
+pub fn new_lease_id() -> String {
+    let suffix: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    format!("lse_{suffix}")
+}
+
+/// Whether a path segment can be a lease id at all (cheap check before touching storage).
+pub fn looks_like_lease_id(text: &str) -> bool {
+    text.len() <= 100
+        && text.starts_with("lse_")
+        && text[4..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_follow_the_contract_pattern() {
+        for good in [
+            "todoist",
+            "a",
+            "9x",
+            "jira.cloud",
+            "my_svc-2",
+            &"a".repeat(64),
+        ] {
+            assert!(ServiceName::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Jira", "_x", "-x", "a b", "é", &"a".repeat(65)] {
+            assert!(ServiceName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_must_be_an_object() {
+        assert!(parse_credentials(r#"{"access_token":"x"}"#).is_ok());
+        assert!(parse_credentials("[1]").is_err());
+        assert!(parse_credentials("{nope").is_err());
+    }
+
+    #[test]
+    fn lease_ids_are_long_and_random() {
+        let (a, b) = (new_lease_id(), new_lease_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 52);
+        assert!(looks_like_lease_id(&a));
+        assert!(!looks_like_lease_id("lse_../etc"));
+    }
+}
