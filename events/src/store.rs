@@ -19,6 +19,8 @@ pub const STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
 const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
 
 const PAGE_SIZE: i64 = 5_000;
+/// Events per multi-row insert (10 bind parameters each, under every backend's limit).
+const INSERT_CHUNK: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -312,13 +314,14 @@ impl WriteTx {
         }
         let metadata_text = serde_json::to_string(metadata).expect("metadata serializes");
         let recorded_text = recorded_at.to_string();
-        let mut recorded = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
+        let (mut position, mut hash) = (self.position, self.hash.clone());
         for (offset, event) in events.iter().enumerate() {
             let encoded = event.encode();
-            let position = self.position + 1;
+            position += 1;
             let stream_version = actual + 1 + offset as i64;
-            let hash = chain_hash(
-                &self.hash,
+            let next = chain_hash(
+                &hash,
                 &ChainFields {
                     position,
                     stream_id: stream.as_str(),
@@ -330,45 +333,66 @@ impl WriteTx {
                     recorded_at: &recorded_text,
                 },
             );
-            let inserted = sqlx::query(
+            rows.push((
+                position,
+                stream_version,
+                encoded,
+                std::mem::replace(&mut hash, next.clone()),
+                next,
+            ));
+        }
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
                 "insert into events (position, stream_id, stream_version, event_type, \
-                 event_version, payload, metadata, recorded_at, prev_hash, hash) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(position)
-            .bind(stream.as_str())
-            .bind(stream_version)
-            .bind(&encoded.event_type)
-            .bind(encoded.event_version)
-            .bind(&encoded.payload)
-            .bind(&metadata_text)
-            .bind(&recorded_text)
-            .bind(&self.hash)
-            .bind(&hash)
-            .execute(&mut *self.tx)
-            .await;
-            if let Err(error) = inserted {
+                 event_version, payload, metadata, recorded_at, prev_hash, hash) values {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (position, stream_version, encoded, prev_hash, hash) in chunk {
+                query = query
+                    .bind(*position)
+                    .bind(stream.as_str())
+                    .bind(*stream_version)
+                    .bind(encoded.event_type.as_str())
+                    .bind(encoded.event_version)
+                    .bind(encoded.payload.as_str())
+                    .bind(metadata_text.as_str())
+                    .bind(recorded_text.as_str())
+                    .bind(prev_hash.as_str())
+                    .bind(hash.as_str());
+            }
+            if let Err(error) = query.execute(&mut *self.tx).await {
                 return Err(if is_stream_version_conflict(&error) {
                     AppendError::Conflict {
                         stream: stream.clone(),
                         expected,
-                        actual: stream_version,
+                        actual: chunk[0].1,
                     }
                 } else {
                     error.into()
                 });
             }
-            self.position = position;
-            self.hash = hash;
-            recorded.push(RecordedEvent {
+        }
+        self.position = position;
+        self.hash = hash;
+        let recorded = rows
+            .into_iter()
+            .zip(events)
+            .map(|((position, stream_version, ..), event)| RecordedEvent {
                 position,
                 stream_id: stream.clone(),
                 stream_version,
                 event: event.clone(),
                 metadata: metadata.clone(),
                 recorded_at,
-            });
-        }
+            })
+            .collect();
         Ok(recorded)
     }
 

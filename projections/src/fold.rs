@@ -127,8 +127,13 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
                 rows.put(integration).await?;
             }
         }
+        // Kept as a row with status `removed`, so its id is never handed out again.
         DomainEvent::IntegrationRemoved { integration_id } => {
-            rows.delete::<IntegrationRow>(int(*integration_id)).await?
+            if let Some(mut integration) = rows.get::<IntegrationRow>(int(*integration_id)).await? {
+                integration.status = "removed".to_owned();
+                integration.updated_at = at;
+                rows.put(integration).await?;
+            }
         }
         DomainEvent::TokenIssued {
             token_id,

@@ -175,7 +175,7 @@ pub async fn bulk_insert<R: TableRow>(
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), sqlx::Error> {
     let width = R::COLUMNS.len();
-    let per_statement = (30_000 / width).max(1);
+    let per_statement = (900 / width).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Cell>> = rows.by_ref().take(per_statement).collect();

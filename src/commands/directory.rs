@@ -4,7 +4,7 @@ use super::{Command, CommandError};
 use crate::domain::organization::{Organization, OrganizationCommand};
 use crate::domain::user::{User, UserCommand};
 use crate::domain::DomainError;
-use crate::ledger::Ctx;
+use crate::ledger::{Ctx, IdTable};
 use mcp_events::{ExpectedVersion, Metadata, Role, StreamId};
 use mcp_projections::queries;
 
@@ -28,7 +28,7 @@ impl Command for RegisterUser {
         if queries::user_by_email(ctx.conn(), &email).await?.is_some() {
             return Err(DomainError::EmailTaken(email).into());
         }
-        let user_id = ctx.next_id("user_registered").await?;
+        let user_id = ctx.next_id(IdTable::Users).await?;
         let stream = StreamId::user(user_id);
         let (user, version) = ctx.load::<User>(&stream).await?;
         let events = user.decide(UserCommand::Register {
@@ -88,7 +88,7 @@ impl Command for CreateOrganization {
             )
             .into());
         }
-        let organization_id = ctx.next_id("organization_created").await?;
+        let organization_id = ctx.next_id(IdTable::Organizations).await?;
         let stream = StreamId::organization(organization_id);
         let (organization, version) = ctx.load::<Organization>(&stream).await?;
         let events = organization.decide(OrganizationCommand::Create {

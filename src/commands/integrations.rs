@@ -4,7 +4,7 @@
 use super::{Command, CommandError};
 use crate::domain::integration::{Integration, IntegrationCommand};
 use crate::domain::DomainError;
-use crate::ledger::Ctx;
+use crate::ledger::{Ctx, IdTable};
 use crate::validate::ServiceName;
 use mcp_events::{
     ExpectedVersion, IntegrationOwner, IntegrationStatus, Metadata, SharedWith, StreamId,
@@ -49,7 +49,7 @@ impl Command for AddIntegration {
                 }
             }
         }
-        let integration_id = ctx.next_id("integration_added").await?;
+        let integration_id = ctx.next_id(IdTable::Integrations).await?;
         let stream = StreamId::integration(integration_id);
         let (integration, version) = ctx.load::<Integration>(&stream).await?;
         let events = integration.decide(IntegrationCommand::Add {

@@ -3,7 +3,7 @@
 use super::{Command, CommandError};
 use crate::domain::token::{Token, TokenCommand};
 use crate::domain::DomainError;
-use crate::ledger::Ctx;
+use crate::ledger::{Ctx, IdTable};
 use crate::tokens::{token_state, NewToken};
 use mcp_events::{ExpectedVersion, Metadata, StreamId};
 use mcp_projections::queries;
@@ -43,7 +43,7 @@ impl Command for IssueToken {
             .into());
         }
         let new = NewToken::generate(&self.name);
-        let token_id = ctx.next_id("token_issued").await?;
+        let token_id = ctx.next_id(IdTable::Tokens).await?;
         let events = Token::default().decide(
             TokenCommand::Issue {
                 token_id,

@@ -11,6 +11,15 @@ use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use std::sync::Arc;
 
+/// Tables whose integer ids the ledger hands out.
+#[derive(Debug, Clone, Copy)]
+pub enum IdTable {
+    Users,
+    Organizations,
+    Integrations,
+    Tokens,
+}
+
 pub struct Ctx {
     pub(super) tx: WriteTx,
     pub(super) now: Timestamp,
@@ -86,12 +95,15 @@ impl Ctx {
         Ok(recorded)
     }
 
-    /// The next id for an entity created by `event_type` events: ids are never reused.
-    pub async fn next_id(&mut self, event_type: &str) -> Result<i64, StoreError> {
-        let count: i64 = sqlx::query_scalar("select count(*) from events where event_type = $1")
-            .bind(event_type)
-            .fetch_one(self.tx.conn())
-            .await?;
-        Ok(count + 1)
+    /// The next id in a directory table. Rows are never deleted from these tables (removal is a
+    /// status), so an id is never reused; the ledger lock makes the read-then-append safe.
+    pub async fn next_id(&mut self, table: IdTable) -> Result<i64, StoreError> {
+        let sql = match table {
+            IdTable::Users => "select coalesce(max(id), 0) + 1 from users",
+            IdTable::Organizations => "select coalesce(max(id), 0) + 1 from organizations",
+            IdTable::Integrations => "select coalesce(max(id), 0) + 1 from integrations",
+            IdTable::Tokens => "select coalesce(max(id), 0) + 1 from tokens",
+        };
+        Ok(sqlx::query_scalar(sql).fetch_one(self.tx.conn()).await?)
     }
 }

@@ -8,7 +8,7 @@
 mod context;
 mod writer;
 
-pub use context::Ctx;
+pub use context::{Ctx, IdTable};
 
 use crate::clock::Clock;
 use crate::commands::{Command, CommandError};
