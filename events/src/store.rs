@@ -12,6 +12,7 @@ use crate::vocabulary::{DecodeError, DomainEvent};
 use futures::stream::{self, Stream};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
+use std::collections::HashMap;
 
 /// The name of the unique constraint that backs the expected-version check.
 pub const STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
@@ -89,6 +90,8 @@ impl EventStore {
             backend: self.db.backend(),
             position: row.try_get(0)?,
             hash: row.try_get(1)?,
+            versions: HashMap::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -242,17 +245,28 @@ pub fn decode(raw: &RawEvent) -> Result<RecordedEvent, StoreError> {
 }
 
 /// A write transaction holding the ledger lock, with the chain head it extends.
+///
+/// Appended events are checked, numbered and chained at once but written to the `events` table
+/// in multi-row inserts at commit (`read_stream` sees them before that). Under the lock nobody
+/// else can append, so deferring the insert changes nothing a reader can observe.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     backend: Backend,
     position: i64,
     hash: String,
+    /// Stream versions this transaction has read or written: under the ledger lock nobody
+    /// else can move them, so they need not be read again.
+    versions: HashMap<String, i64>,
+    pending: Vec<RawEvent>,
 }
 
 /// A point inside a write transaction that a failed command can be rolled back to.
 pub struct Savepoint {
     position: i64,
     hash: String,
+    pending: usize,
+    /// Whether a SQL savepoint was taken (needed only by commands that write other tables).
+    sql: bool,
 }
 
 impl WriteTx {
@@ -271,12 +285,17 @@ impl WriteTx {
     }
 
     pub async fn stream_version(&mut self, stream: &StreamId) -> Result<i64, StoreError> {
+        if let Some(version) = self.versions.get(stream.as_str()) {
+            return Ok(*version);
+        }
         let version: Option<i64> =
             sqlx::query_scalar("select max(stream_version) from events where stream_id = $1")
                 .bind(stream.as_str())
                 .fetch_one(&mut *self.tx)
                 .await?;
-        Ok(version.unwrap_or(0))
+        let version = version.unwrap_or(0);
+        self.versions.insert(stream.as_str().to_owned(), version);
+        Ok(version)
     }
 
     /// Every event of one stream, in version order, as this transaction sees it.
@@ -292,7 +311,18 @@ impl WriteTx {
         .bind(stream.as_str())
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter().map(|row| decode(&raw_from_row(row)?)).collect()
+        let mut events = rows
+            .iter()
+            .map(|row| decode(&raw_from_row(row)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        for raw in self
+            .pending
+            .iter()
+            .filter(|e| e.stream_id == stream.as_str())
+        {
+            events.push(decode(raw)?);
+        }
+        Ok(events)
     }
 
     /// Appends events to one stream if it is at the expected version.
@@ -314,14 +344,13 @@ impl WriteTx {
         }
         let metadata_text = serde_json::to_string(metadata).expect("metadata serializes");
         let recorded_text = recorded_at.to_string();
-        let mut rows = Vec::with_capacity(events.len());
-        let (mut position, mut hash) = (self.position, self.hash.clone());
+        let mut recorded = Vec::with_capacity(events.len());
         for (offset, event) in events.iter().enumerate() {
             let encoded = event.encode();
-            position += 1;
+            let position = self.position + 1;
             let stream_version = actual + 1 + offset as i64;
-            let next = chain_hash(
-                &hash,
+            let hash = chain_hash(
+                &self.hash,
                 &ChainFields {
                     position,
                     stream_id: stream.as_str(),
@@ -333,15 +362,37 @@ impl WriteTx {
                     recorded_at: &recorded_text,
                 },
             );
-            rows.push((
+            let prev_hash = std::mem::replace(&mut self.hash, hash.clone());
+            self.position = position;
+            self.pending.push(RawEvent {
                 position,
+                stream_id: stream.as_str().to_owned(),
                 stream_version,
-                encoded,
-                std::mem::replace(&mut hash, next.clone()),
-                next,
-            ));
+                event_type: encoded.event_type,
+                event_version: encoded.event_version,
+                payload: encoded.payload,
+                metadata: metadata_text.clone(),
+                recorded_at: recorded_text.clone(),
+                prev_hash,
+                hash,
+            });
+            recorded.push(RecordedEvent {
+                position,
+                stream_id: stream.clone(),
+                stream_version,
+                event: event.clone(),
+                metadata: metadata.clone(),
+                recorded_at,
+            });
         }
-        for chunk in rows.chunks(INSERT_CHUNK) {
+        self.versions
+            .insert(stream.as_str().to_owned(), actual + events.len() as i64);
+        Ok(recorded)
+    }
+
+    /// Writes the appended events in multi-row inserts.
+    async fn write_pending(&mut self) -> Result<(), AppendError> {
+        for chunk in self.pending.chunks(INSERT_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
@@ -354,80 +405,85 @@ impl WriteTx {
                 values.join(", ")
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (position, stream_version, encoded, prev_hash, hash) in chunk {
+            for e in chunk {
                 query = query
-                    .bind(*position)
-                    .bind(stream.as_str())
-                    .bind(*stream_version)
-                    .bind(encoded.event_type.as_str())
-                    .bind(encoded.event_version)
-                    .bind(encoded.payload.as_str())
-                    .bind(metadata_text.as_str())
-                    .bind(recorded_text.as_str())
-                    .bind(prev_hash.as_str())
-                    .bind(hash.as_str());
+                    .bind(e.position)
+                    .bind(e.stream_id.as_str())
+                    .bind(e.stream_version)
+                    .bind(e.event_type.as_str())
+                    .bind(e.event_version)
+                    .bind(e.payload.as_str())
+                    .bind(e.metadata.as_str())
+                    .bind(e.recorded_at.as_str())
+                    .bind(e.prev_hash.as_str())
+                    .bind(e.hash.as_str());
             }
             if let Err(error) = query.execute(&mut *self.tx).await {
                 return Err(if is_stream_version_conflict(&error) {
                     AppendError::Conflict {
-                        stream: stream.clone(),
-                        expected,
-                        actual: chunk[0].1,
+                        stream: StreamId::from_stored(chunk[0].stream_id.clone()),
+                        expected: ExpectedVersion::Any,
+                        actual: chunk[0].stream_version,
                     }
                 } else {
                     error.into()
                 });
             }
         }
-        self.position = position;
-        self.hash = hash;
-        let recorded = rows
-            .into_iter()
-            .zip(events)
-            .map(|((position, stream_version, ..), event)| RecordedEvent {
-                position,
-                stream_id: stream.clone(),
-                stream_version,
-                event: event.clone(),
-                metadata: metadata.clone(),
-                recorded_at,
-            })
-            .collect();
-        Ok(recorded)
+        self.pending.clear();
+        Ok(())
     }
 
-    /// Marks a point to roll back to if the next command fails half-way.
+    /// Marks a point to roll back to, in memory only: enough for a command whose only writes
+    /// are appends and deferred projection rows.
+    pub fn mark(&self) -> Savepoint {
+        Savepoint {
+            position: self.position,
+            hash: self.hash.clone(),
+            pending: self.pending.len(),
+            sql: false,
+        }
+    }
+
+    /// Marks a point to roll back to, including a SQL savepoint for commands that write tables.
     pub async fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
         sqlx::query("savepoint command")
             .execute(&mut *self.tx)
             .await?;
         Ok(Savepoint {
-            position: self.position,
-            hash: self.hash.clone(),
+            sql: true,
+            ..self.mark()
         })
     }
 
-    pub async fn release(&mut self, _savepoint: Savepoint) -> Result<(), StoreError> {
-        sqlx::query("release savepoint command")
-            .execute(&mut *self.tx)
-            .await?;
+    /// Keeps everything since `savepoint`.
+    pub async fn release(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
+        if savepoint.sql {
+            sqlx::query("release savepoint command")
+                .execute(&mut *self.tx)
+                .await?;
+        }
         Ok(())
     }
 
+    /// Undoes everything since `savepoint`.
     pub async fn rollback_to(&mut self, savepoint: Savepoint) -> Result<(), StoreError> {
-        sqlx::query("rollback to savepoint command")
-            .execute(&mut *self.tx)
-            .await?;
-        sqlx::query("release savepoint command")
-            .execute(&mut *self.tx)
-            .await?;
+        if savepoint.sql {
+            sqlx::raw_sql("rollback to savepoint command; release savepoint command")
+                .execute(&mut *self.tx)
+                .await?;
+        }
         self.position = savepoint.position;
         self.hash = savepoint.hash;
+        self.pending.truncate(savepoint.pending);
+        self.versions.clear();
         Ok(())
     }
 
-    /// Moves the chain head and commits: every append of this transaction becomes visible at once.
-    pub async fn commit(mut self) -> Result<(), StoreError> {
+    /// Writes the appended events, moves the chain head and commits: every append of this
+    /// transaction becomes visible at once.
+    pub async fn commit(mut self) -> Result<(), AppendError> {
+        self.write_pending().await?;
         sqlx::query("update ledger_head set position = $1, hash = $2 where id = 1")
             .bind(self.position)
             .bind(&self.hash)

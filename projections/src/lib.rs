@@ -5,11 +5,13 @@
 //! knows nothing about HTTP or commands; it reads the log through `mcp_events`.
 
 pub mod fold;
+pub mod inline;
 pub mod queries;
 pub mod replay;
 pub mod rows;
 pub mod schema;
 pub mod store;
 
+pub use inline::InlineBatch;
 pub use replay::{check, rebuild, CheckOutcome, ReplayError, ReplayReport};
-pub use schema::{apply_inline, ensure, set_checkpoints};
+pub use schema::{ensure, set_checkpoints};

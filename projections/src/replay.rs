@@ -21,6 +21,8 @@ pub enum ReplayError {
     Store(#[from] StoreError),
     #[error("database error during replay: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Append(#[from] mcp_events::AppendError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,7 @@
 //! Projection tables, their versions and checkpoints, and the inline update path.
 
 use crate::rows::*;
-use crate::store::SqlRows;
-use mcp_events::{EventStore, RecordedEvent};
+use mcp_events::EventStore;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 /// Each projection with the version of its code; bump a version when its fold or tables change
@@ -50,18 +49,6 @@ pub async fn drop_tables(conn: &mut AnyConnection, prefix: &str) -> Result<(), s
         )))
         .execute(&mut *conn)
         .await?;
-    }
-    Ok(())
-}
-
-/// Applies freshly appended events to the live tables, inside the append transaction.
-pub async fn apply_inline(
-    conn: &mut AnyConnection,
-    events: &[RecordedEvent],
-) -> Result<(), sqlx::Error> {
-    let mut rows = SqlRows::new(conn, "");
-    for event in events {
-        crate::fold::apply(&mut rows, event).await?;
     }
     Ok(())
 }

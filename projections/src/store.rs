@@ -195,6 +195,40 @@ pub async fn bulk_insert<R: TableRow>(
     Ok(())
 }
 
+/// Inserts or replaces rows by primary key, many per statement (keys must be distinct).
+pub async fn bulk_upsert<R: TableRow>(
+    conn: &mut AnyConnection,
+    rows: Vec<Vec<Cell>>,
+) -> Result<(), sqlx::Error> {
+    let width = R::COLUMNS.len();
+    let per_statement = (900 / width).max(1);
+    let key: Vec<&str> = R::COLUMNS[..R::KEY_LEN].iter().map(|(n, _)| *n).collect();
+    let updates: Vec<String> = R::COLUMNS[R::KEY_LEN..]
+        .iter()
+        .map(|(name, _)| format!("{name} = excluded.{name}"))
+        .collect();
+    for chunk in rows.chunks(per_statement) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * width + 1, width)))
+            .collect();
+        let sql = format!(
+            "insert into {} ({}) values {} on conflict ({}) do update set {}",
+            R::TABLE,
+            column_list::<R>(),
+            values.join(", "),
+            key.join(", "),
+            updates.join(", ")
+        );
+        bind_cells(
+            sqlx::query(AssertSqlSafe(sql)),
+            chunk.iter().flatten().cloned(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Every row of a table, in key order.
 pub async fn load_all<R: TableRow>(
     conn: &mut AnyConnection,

@@ -13,7 +13,7 @@ use crate::tokens::{hashes_match, token_state};
 use crate::validate::new_lease_id;
 use mcp_events::{ExpectedVersion, Metadata, ResolvedService, Role, StreamId, Timestamp};
 use mcp_projections::queries;
-use mcp_projections::rows::LeaseRow;
+use mcp_projections::rows::{Cell, LeaseRow, UserRow};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -152,6 +152,7 @@ pub enum ApiReply {
 
 impl Command for ApiCall {
     type Output = Result<ApiReply, ApiRefusal>;
+    const WRITES_TABLES: bool = false;
 
     async fn execute(self, ctx: &mut Ctx) -> Result<Self::Output, CommandError> {
         let mut metadata = Metadata {
@@ -191,14 +192,15 @@ async fn authenticate(
         record_anonymous_failure(ctx, AuthRefusal::Missing, metadata).await?;
         return Ok(Err(AuthRefusal::Missing));
     };
-    let row = match queries::token_by_hash(ctx.conn(), hash).await? {
+    let row = match ctx.token_by_hash(hash).await? {
         Some(row) if hashes_match(&row.token_hash, hash) => row,
         _ => {
             record_anonymous_failure(ctx, AuthRefusal::Invalid, metadata).await?;
             return Ok(Err(AuthRefusal::Invalid));
         }
     };
-    let user_disabled = queries::user(ctx.conn(), row.user_id)
+    let user_disabled = ctx
+        .row::<UserRow>(Cell::Int(Some(row.user_id)))
         .await?
         .is_none_or(|user| user.disabled);
     let (event, refusal) = token_state(&row).authenticate(ctx.now(), user_disabled);
@@ -400,7 +402,10 @@ async fn owned_lease_row(
     user_id: i64,
     lease_id: &str,
 ) -> Result<Result<LeaseRow, ApiRefusal>, CommandError> {
-    Ok(match queries::lease(ctx.conn(), lease_id).await? {
+    let row = ctx
+        .row::<LeaseRow>(Cell::Text(Some(lease_id.to_owned())))
+        .await?;
+    Ok(match row {
         None => Err(ApiRefusal::Domain(DomainError::LeaseNotFound)),
         Some(row) if row.user_id != user_id => Err(ApiRefusal::Domain(DomainError::LeaseNotOwned)),
         Some(row) => Ok(row),

@@ -14,6 +14,7 @@ pub struct ExpireDueLeases {
 impl Command for ExpireDueLeases {
     /// How many leases were marked expired.
     type Output = usize;
+    const WRITES_TABLES: bool = false;
 
     async fn execute(self, ctx: &mut Ctx) -> Result<usize, CommandError> {
         let now = ctx.now().as_micros();

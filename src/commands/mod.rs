@@ -17,6 +17,11 @@ use std::future::Future;
 pub trait Command: Send + 'static {
     type Output: Send + 'static;
 
+    /// Whether the command writes tables other than the log and the per-request projections
+    /// (tokens, leases, audit), which need a SQL savepoint to be undone if it fails in a batch.
+    /// A command that says `false` and tries anyway is refused, never half-applied.
+    const WRITES_TABLES: bool = true;
+
     fn execute(
         self,
         ctx: &mut Ctx,

@@ -7,6 +7,7 @@ use crate::ledger::{Ctx, IdTable};
 use crate::tokens::{token_state, NewToken};
 use mcp_events::{ExpectedVersion, Metadata, StreamId};
 use mcp_projections::queries;
+use mcp_projections::rows::{Cell, TokenRow};
 use secrecy::SecretString;
 
 pub struct IssueToken {
@@ -78,7 +79,8 @@ impl Command for RevokeToken {
     type Output = ();
 
     async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
-        let row = queries::token(ctx.conn(), self.token_id)
+        let row = ctx
+            .row::<TokenRow>(Cell::Int(Some(self.token_id)))
             .await?
             .ok_or(DomainError::TokenNotFound(self.token_id))?;
         let version = row.version;

@@ -7,6 +7,7 @@ use mcp_events::{
     AppendError, DomainEvent, ExpectedVersion, Metadata, RecordedEvent, StoreError, StreamId,
     Timestamp, WriteTx,
 };
+use mcp_projections::rows::{Cell, TableRow, TokenRow};
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub enum IdTable {
 
 pub struct Ctx {
     pub(super) tx: WriteTx,
+    pub(super) inline: mcp_projections::InlineBatch,
     pub(super) now: Timestamp,
     pub(super) shared: Arc<Shared>,
 }
@@ -43,6 +45,7 @@ impl Ctx {
         version: i64,
         credentials: &Map<String, Value>,
     ) -> Result<(), SecretError> {
+        self.inline.check_table_write("integration_secrets")?;
         secrets::store(
             self.tx.conn(),
             &self.shared.key,
@@ -67,6 +70,23 @@ impl Ctx {
         self.tx.conn()
     }
 
+    /// A token by hash as this batch sees it (tokens change on every request and are written
+    /// at commit, so they are never read straight from SQL inside a command).
+    pub async fn token_by_hash(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<Option<TokenRow>, StoreError> {
+        Ok(self
+            .inline
+            .token_by_hash(self.tx.conn(), token_hash)
+            .await?)
+    }
+
+    /// A projection row by its one-column primary key, as this batch sees it.
+    pub async fn row<R: TableRow>(&mut self, key: Cell) -> Result<Option<R>, StoreError> {
+        Ok(self.inline.get::<R>(self.tx.conn(), vec![key]).await?)
+    }
+
     /// Folds one stream into its aggregate; returns the state and the stream's version.
     pub async fn load<A: Aggregate>(&mut self, stream: &StreamId) -> Result<(A, i64), StoreError> {
         let events = self.tx.read_stream(stream).await?;
@@ -89,7 +109,8 @@ impl Ctx {
             .tx
             .append(stream, expected, events, metadata, self.now)
             .await?;
-        mcp_projections::apply_inline(self.tx.conn(), &recorded)
+        self.inline
+            .apply(self.tx.conn(), &recorded)
             .await
             .map_err(StoreError::from)?;
         Ok(recorded)

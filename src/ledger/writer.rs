@@ -18,6 +18,7 @@ type Run = Box<dyn for<'a> FnOnce(&'a mut Ctx) -> BoxFuture<'a, (bool, Delivery)
 /// A type-erased command with the channel its outcome goes back on.
 pub struct Job {
     run: Run,
+    writes_tables: bool,
 }
 
 impl Job {
@@ -38,7 +39,10 @@ impl Job {
             }
             .boxed()
         });
-        Self { run }
+        Self {
+            run,
+            writes_tables: C::WRITES_TABLES,
+        }
     }
 }
 
@@ -58,39 +62,55 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
 }
 
 /// Runs a batch; any job not delivered (dropped) is answered `Unavailable` by its channel.
+///
+/// Each command runs behind a savepoint, so a failing one is undone without touching the others.
+/// For request commands the savepoint is in memory only (their writes are deferred to commit);
+/// commands that write other tables get a SQL savepoint as well.
 async fn run_batch(shared: &Arc<Shared>, batch: Vec<Job>) -> Result<(), CommandError> {
     let tx = shared.store.begin_write().await?;
     let mut ctx = Ctx {
         tx,
+        inline: mcp_projections::InlineBatch::default(),
         now: shared.clock.now(),
         shared: shared.clone(),
     };
-    let alone = batch.len() == 1;
-    let mut deliveries = Vec::with_capacity(batch.len());
-    for job in batch {
-        ctx.now = shared.clock.now();
-        if alone {
-            let (succeeded, delivery) = (job.run)(&mut ctx).await;
-            if !succeeded {
-                ctx.tx.rollback().await?;
-                delivery(Ok(()));
-                return Ok(());
-            }
-            deliveries.push(delivery);
-        } else {
-            let savepoint = ctx.tx.savepoint().await?;
+    let count = batch.len();
+    let mut deliveries = Vec::with_capacity(count);
+    if count == 1 {
+        let job = batch.into_iter().next().expect("one job");
+        let (succeeded, delivery) = (job.run)(&mut ctx).await;
+        if !succeeded {
+            ctx.tx.rollback().await?;
+            delivery(Ok(()));
+            return Ok(());
+        }
+        deliveries.push(delivery);
+    } else {
+        for job in batch {
+            ctx.now = shared.clock.now();
+            let savepoint = if job.writes_tables {
+                ctx.tx.savepoint().await?
+            } else {
+                ctx.tx.mark()
+            };
+            ctx.inline.allow_table_writes(job.writes_tables);
+            let mark = ctx.inline.mark();
             let (succeeded, delivery) = (job.run)(&mut ctx).await;
             if succeeded {
                 ctx.tx.release(savepoint).await?;
             } else {
+                ctx.inline.rollback(mark);
                 ctx.tx.rollback_to(savepoint).await?;
             }
             deliveries.push(delivery);
         }
     }
-    let Ctx { mut tx, .. } = ctx;
+    let Ctx {
+        mut tx, mut inline, ..
+    } = ctx;
     let position = tx.position();
     let committed = async move {
+        inline.flush(tx.conn()).await?;
         mcp_projections::set_checkpoints(tx.conn(), position).await?;
         tx.commit().await?;
         Ok::<_, CommandError>(())
