@@ -120,18 +120,38 @@ impl EventStore {
             .map_err(Into::into)
     }
 
-    /// Every event after `after`, decoded, in position order, fetched a page at a time.
+    /// Every event after `after`, decoded, in position order, fetched a page at a time. The next
+    /// page is read and decoded on another task while the caller works on the current one.
     pub fn read_all(
         &self,
         after: i64,
     ) -> impl Stream<Item = Result<Vec<RecordedEvent>, StoreError>> + '_ {
-        stream::try_unfold(after, move |after| async move {
-            let page = self.read_raw_page(after, PAGE_SIZE).await?;
-            let Some(last) = page.last().map(|e| e.position) else {
-                return Ok(None);
-            };
-            let events = page.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-            Ok(Some((events, last)))
+        let (pages, receiver) = tokio::sync::mpsc::channel(2);
+        let store = self.clone();
+        let reader = tokio::spawn(async move {
+            let mut after = after;
+            loop {
+                let page = match store.read_raw_page(after, PAGE_SIZE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let _ = pages.send(Err(error)).await;
+                        return;
+                    }
+                };
+                let Some(last) = page.last().map(|e| e.position) else {
+                    return;
+                };
+                let decoded = page.iter().map(decode).collect::<Result<Vec<_>, _>>();
+                let failed = decoded.is_err();
+                if pages.send(decoded).await.is_err() || failed {
+                    return;
+                }
+                after = last;
+            }
+        });
+        let guard = AbortOnDrop(reader);
+        stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
+            receiver.recv().await.map(|page| (page, (receiver, guard)))
         })
     }
 
@@ -167,6 +187,15 @@ impl EventStore {
             });
         }
         Ok(VerifyOutcome::Valid { events, head: prev })
+    }
+}
+
+/// Stops the page reader when the consumer stops reading.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -1,0 +1,129 @@
+//! One error type for the HTTP layer, speaking the JSON shapes of CONTRACT.md.
+
+use crate::commands::api::{ApiRefusal, RequestRejection};
+use crate::commands::CommandError;
+use crate::domain::DomainError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request refused: {0:?}")]
+    Refused(ApiRefusal),
+    #[error("internal error: {0}")]
+    Internal(#[from] CommandError),
+}
+
+impl ApiError {
+    /// A command answered with the wrong kind of reply (a bug); the reply itself is not logged,
+    /// as it may hold credentials.
+    pub fn unexpected_reply() -> Self {
+        ApiError::Internal(CommandError::Internal(
+            "a command gave an unexpected reply".into(),
+        ))
+    }
+}
+
+fn body(status: StatusCode, value: Value) -> Response {
+    (status, Json(value)).into_response()
+}
+
+/// A Laravel-style validation response: the first message (and how many more), then all.
+pub fn validation(errors: &std::collections::BTreeMap<String, Vec<String>>) -> Response {
+    let mut messages = errors.values().flatten();
+    let first = messages.next().cloned().unwrap_or_default();
+    let more = messages.count();
+    let message = match more {
+        0 => first,
+        1 => format!("{first} (and 1 more error)"),
+        n => format!("{first} (and {n} more errors)"),
+    };
+    body(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({ "message": message, "errors": errors }),
+    )
+}
+
+fn refusal(refusal: &ApiRefusal) -> Response {
+    match refusal {
+        ApiRefusal::Auth(reason) => body(
+            StatusCode::UNAUTHORIZED,
+            json!({ "message": "Unauthenticated", "error": reason.to_string() }),
+        ),
+        ApiRefusal::Rejected(RequestRejection::Validation(errors)) => validation(errors),
+        ApiRefusal::Rejected(RequestRejection::Malformed { status, message }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+            let code = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                _ => "invalid_json",
+            };
+            body(status, json!({ "message": message, "error": code }))
+        }
+        ApiRefusal::Domain(error) => domain(error),
+    }
+}
+
+fn domain(error: &DomainError) -> Response {
+    match error {
+        DomainError::LeaseNotOwned => body(
+            StatusCode::FORBIDDEN,
+            json!({ "message": "This action is unauthorized." }),
+        ),
+        DomainError::LeaseNotFound => body(
+            StatusCode::NOT_FOUND,
+            json!({ "message": "Lease not found", "error": "not_found" }),
+        ),
+        DomainError::LeaseCannotBeRenewed { reason } => body(
+            StatusCode::FORBIDDEN,
+            json!({ "message": "Lease cannot be renewed", "error": reason }),
+        ),
+        DomainError::MaxRenewalsReached => body(
+            StatusCode::FORBIDDEN,
+            json!({ "message": "Maximum renewal count reached", "error": "max_renewals_reached" }),
+        ),
+        DomainError::NoCredentials { missing_services } => body(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({
+                "message": "No credentials available for requested services",
+                "missing_services": missing_services,
+            }),
+        ),
+        other => body(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "message": other.to_string(), "error": "invalid_request" }),
+        ),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Refused(r) => refusal(&r),
+            ApiError::Internal(error) => {
+                // The request id is on the enclosing span; details stay in the log.
+                tracing::error!(%error, "request failed");
+                body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "message": "Server Error", "error": "internal" }),
+                )
+            }
+        }
+    }
+}
+
+pub async fn not_found() -> Response {
+    body(
+        StatusCode::NOT_FOUND,
+        json!({ "message": "Not Found", "error": "not_found" }),
+    )
+}
+
+pub async fn method_not_allowed() -> Response {
+    body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        json!({ "message": "Method Not Allowed", "error": "method_not_allowed" }),
+    )
+}

@@ -1,0 +1,272 @@
+//! The lease routes: create, renew, show, revoke. Bodies are validated here (Laravel-style 422
+//! errors) and the result travels inside the `ApiCall`, so authentication is still checked and
+//! recorded first.
+
+use super::error::ApiError;
+use super::request::{json_object, RequestCaller};
+use super::AppState;
+use crate::commands::api::{ApiAction, ApiCall, ApiReply, LeaseRequest, RequestRejection};
+use crate::ledger::LeasePolicy;
+use crate::validate::ServiceName;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+const MAX_SERVICES: usize = 64;
+const CLIENT_INFO_LIMIT: usize = 4096;
+const REASON_LIMIT: usize = 255;
+
+type Errors = BTreeMap<String, Vec<String>>;
+
+fn add(errors: &mut Errors, field: impl Into<String>, message: impl Into<String>) {
+    errors.entry(field.into()).or_default().push(message.into());
+}
+
+fn ttl(body: &Map<String, Value>, policy: LeasePolicy, errors: &mut Errors) -> Option<i64> {
+    let value = body.get("ttl").filter(|v| !v.is_null())?;
+    match value.as_i64() {
+        Some(ttl) if (policy.min_ttl..=policy.max_ttl).contains(&ttl) => Some(ttl),
+        Some(_) => {
+            add(
+                errors,
+                "ttl",
+                format!(
+                    "The ttl field must be between {} and {}.",
+                    policy.min_ttl, policy.max_ttl
+                ),
+            );
+            None
+        }
+        None => {
+            add(errors, "ttl", "The ttl field must be an integer.");
+            None
+        }
+    }
+}
+
+fn lease_request(
+    body: Option<Map<String, Value>>,
+    policy: LeasePolicy,
+) -> Result<LeaseRequest, Errors> {
+    let body = body.unwrap_or_default();
+    let mut errors = Errors::new();
+    let mut services = Vec::new();
+    match body.get("services") {
+        None | Some(Value::Null) => add(&mut errors, "services", "The services field is required."),
+        Some(Value::Array(items)) if items.is_empty() => {
+            add(&mut errors, "services", "The services field is required.")
+        }
+        Some(Value::Array(items)) if items.len() > MAX_SERVICES => add(
+            &mut errors,
+            "services",
+            format!("The services field must not have more than {MAX_SERVICES} items."),
+        ),
+        Some(Value::Array(items)) => {
+            let mut seen = BTreeSet::new();
+            for (index, item) in items.iter().enumerate() {
+                let field = format!("services.{index}");
+                match item.as_str().map(ServiceName::parse) {
+                    None => add(
+                        &mut errors,
+                        field.clone(),
+                        format!("The {field} field must be a string."),
+                    ),
+                    Some(Err(_)) => add(
+                        &mut errors,
+                        field.clone(),
+                        format!("The {field} field format is invalid."),
+                    ),
+                    Some(Ok(name)) if !seen.insert(name.clone()) => add(
+                        &mut errors,
+                        field.clone(),
+                        format!("The {field} field has a duplicate value."),
+                    ),
+                    Some(Ok(name)) => services.push(name.into_inner()),
+                }
+            }
+        }
+        Some(_) => add(
+            &mut errors,
+            "services",
+            "The services field must be an array.",
+        ),
+    }
+    let ttl = ttl(&body, policy, &mut errors).unwrap_or(policy.default_ttl);
+    let server_id = match body.get("server_id") {
+        None | Some(Value::Null) => {
+            add(&mut errors, "server_id", "The server id field is required.");
+            String::new()
+        }
+        Some(Value::String(id)) if id.trim().is_empty() => {
+            add(&mut errors, "server_id", "The server id field is required.");
+            String::new()
+        }
+        Some(Value::String(id)) if id.chars().count() > 255 => {
+            add(
+                &mut errors,
+                "server_id",
+                "The server id field must not be greater than 255 characters.",
+            );
+            String::new()
+        }
+        Some(Value::String(id)) => id.clone(),
+        Some(_) => {
+            add(
+                &mut errors,
+                "server_id",
+                "The server id field must be a string.",
+            );
+            String::new()
+        }
+    };
+    let renewable = match body.get("renewable") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            add(
+                &mut errors,
+                "renewable",
+                "The renewable field must be true or false.",
+            );
+            true
+        }
+    };
+    let client_info = body.get("client_info").filter(|v| !v.is_null()).cloned();
+    if client_info
+        .as_ref()
+        .is_some_and(|v| v.to_string().len() > CLIENT_INFO_LIMIT)
+    {
+        add(
+            &mut errors,
+            "client_info",
+            format!("The client info field must not be larger than {CLIENT_INFO_LIMIT} bytes."),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(LeaseRequest {
+        services,
+        ttl,
+        server_id,
+        renewable,
+        client_info,
+    })
+}
+
+fn rejected(rejection: RequestRejection) -> ApiAction {
+    ApiAction::Rejected(rejection)
+}
+
+async fn submit(state: &AppState, call: ApiCall, status: StatusCode) -> Result<Response, ApiError> {
+    let reply = state
+        .ledger
+        .submit(call)
+        .await?
+        .map_err(ApiError::Refused)?;
+    let json = match reply {
+        ApiReply::Created(view) => Json(view).into_response(),
+        ApiReply::Renewed(view) => Json(view).into_response(),
+        ApiReply::Lease(view) => Json(view).into_response(),
+        ApiReply::Revoked(view) => Json(view).into_response(),
+        ApiReply::Me(_) => return Err(ApiError::unexpected_reply()),
+    };
+    Ok((status, json).into_response())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    State(state): State<AppState>,
+    RequestCaller(caller): RequestCaller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let action = match json_object(&headers, body).await {
+        Err(rejection) => rejected(rejection),
+        Ok(body) => match lease_request(body, state.ledger.policy()) {
+            Ok(request) => ApiAction::CreateLease(request),
+            Err(errors) => rejected(RequestRejection::Validation(errors)),
+        },
+    };
+    submit(&state, ApiCall { caller, action }, StatusCode::CREATED).await
+}
+
+#[tracing::instrument(skip_all, fields(lease_id = %id))]
+pub async fn renew(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RequestCaller(caller): RequestCaller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let action = match json_object(&headers, body).await {
+        Err(rejection) => rejected(rejection),
+        Ok(body) => {
+            let mut errors = Errors::new();
+            let ttl = body
+                .as_ref()
+                .and_then(|b| ttl(b, state.ledger.policy(), &mut errors));
+            if errors.is_empty() {
+                ApiAction::RenewLease { lease_id: id, ttl }
+            } else {
+                rejected(RequestRejection::Validation(errors))
+            }
+        }
+    };
+    submit(&state, ApiCall { caller, action }, StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(lease_id = %id))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RequestCaller(caller): RequestCaller,
+) -> Result<Response, ApiError> {
+    let action = ApiAction::GetLease { lease_id: id };
+    submit(&state, ApiCall { caller, action }, StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(lease_id = %id))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RequestCaller(caller): RequestCaller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let action = match json_object(&headers, body).await {
+        Err(rejection) => rejected(rejection),
+        Ok(body) => match body
+            .as_ref()
+            .and_then(|b| b.get("reason"))
+            .filter(|v| !v.is_null())
+        {
+            None => ApiAction::RevokeLease {
+                lease_id: id,
+                reason: None,
+            },
+            Some(Value::String(reason)) if reason.chars().count() <= REASON_LIMIT => {
+                ApiAction::RevokeLease {
+                    lease_id: id,
+                    reason: Some(reason.clone()),
+                }
+            }
+            Some(_) => {
+                let mut errors = Errors::new();
+                add(
+                    &mut errors,
+                    "reason",
+                    format!(
+                        "The reason field must be a string of at most {REASON_LIMIT} characters."
+                    ),
+                );
+                rejected(RequestRejection::Validation(errors))
+            }
+        },
+    };
+    submit(&state, ApiCall { caller, action }, StatusCode::OK).await
+}

@@ -1,0 +1,122 @@
+//! What a request carries besides its route: the caller (token hash, address, user agent,
+//! request id), its JSON body, and the per-request trace span.
+
+use crate::commands::api::{Caller, RequestRejection};
+use crate::tokens::hash_token;
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::{Map, Value};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use tracing::Instrument;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+const USER_AGENT_LIMIT: usize = 512;
+
+#[derive(Clone)]
+struct RequestId(String);
+
+/// Gives every request an id (echoed as `x-request-id`) and a span with method, path and id.
+/// Logs status and latency; never headers, query strings or bodies.
+pub async fn trace(mut request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+    );
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        )
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// The caller of a request; its token is hashed at once and never kept.
+pub struct RequestCaller(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestCaller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        let token_hash = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .map(hash_token);
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(USER_AGENT_LIMIT).collect());
+        let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.clone());
+        Ok(Self(Caller {
+            token_hash,
+            request_id,
+            ip,
+            user_agent,
+        }))
+    }
+}
+
+fn malformed(status: u16, message: &str) -> RequestRejection {
+    RequestRejection::Malformed {
+        status,
+        message: message.to_owned(),
+    }
+}
+
+/// Reads an optional JSON object body. An empty body is `None` (the guide's client renews with
+/// no body and no content type); anything else must be `application/json` and an object.
+pub async fn json_object(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Option<Map<String, Value>>, RequestRejection> {
+    let bytes = to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| malformed(413, "The request body is too large (64 KiB at most)."))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let json_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+    if !json_type {
+        return Err(malformed(
+            415,
+            "The request body must be sent as application/json.",
+        ));
+    }
+    // serde_json refuses nesting deeper than 128 levels with an error, not a stack overflow.
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(_) => Err(malformed(400, "The request body must be a JSON object.")),
+        Err(_) => Err(malformed(400, "The request body is not valid JSON.")),
+    }
+}
