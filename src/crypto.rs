@@ -81,6 +81,11 @@ impl EncryptionKey {
         Self::from_bytes(bytes)
     }
 
+    /// A fresh key as `MCP_ENCRYPTION_KEY` takes it (for tests and first-time set-up).
+    pub fn generate_base64() -> String {
+        Self::generate().to_base64()
+    }
+
     /// First 16 hex characters of SHA-256 of the key: identifies it without revealing it.
     pub fn key_id(&self) -> &str {
         &self.key_id
