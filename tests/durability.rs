@@ -32,7 +32,7 @@ fn free_port() -> u16 {
 
 async fn start(db: &TestDatabase, port: u16) -> Child {
     let bind = format!("127.0.0.1:{port}");
-    let child = command(db, &["serve", "--bind", &bind])
+    let mut child = command(db, &["serve", "--bind", &bind])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -49,6 +49,8 @@ async fn start(db: &TestDatabase, port: u16) -> Child {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not start on {bind}");
 }
 
