@@ -49,6 +49,12 @@ pub struct BenchArgs {
     /// Events in the generated log for the replay measurement (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
+    /// Requests per phase of the HTTP load measurement (0 skips it).
+    #[arg(long, default_value_t = 20_000)]
+    pub http_requests: usize,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
 }
 
 /// A database that exists for one measurement.
@@ -132,6 +138,22 @@ pub async fn run(_settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
                 ),
                 rate
             );
+            db.remove().await?;
+        }
+        if args.http_requests > 0 {
+            let db = Throwaway::new(backend, &args.postgres_url).await?;
+            for phase in
+                crate::bench_http::run(&db.url, args.http_requests, args.connections).await?
+            {
+                println!(
+                    "{:<10} {:<44} {:>10.0} /s   p50 {:.2} ms  p99 {:.2} ms",
+                    backend.name(),
+                    format!("http {}: {} connections", phase.name, args.connections),
+                    phase.rate,
+                    phase.p50_ms,
+                    phase.p99_ms
+                );
+            }
             db.remove().await?;
         }
         if args.events > 0 {

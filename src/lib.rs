@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bench;
+mod bench_http;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -351,6 +351,8 @@ impl WriteTx {
         {
             events.push(decode(raw)?);
         }
+        let version = events.last().map_or(0, |e| e.stream_version);
+        self.versions.insert(stream.as_str().to_owned(), version);
         Ok(events)
     }
 
