@@ -7,7 +7,7 @@ use crate::rows::{Cell, TableRow};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AssertSqlSafe};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Row access for the fold: get, put (insert or replace), delete, by primary key.
 #[allow(async_fn_in_trait)]
@@ -116,22 +116,38 @@ impl Rows for SqlRows<'_> {
     }
 }
 
-/// Rows in memory, by table and key, in key order.
+/// Rows in memory, by table and key. Audit records are append-only (keyed by a growing
+/// position), so they are kept in a plain list.
 #[derive(Default, Debug)]
 pub struct MemoryRows {
-    tables: HashMap<&'static str, BTreeMap<Vec<Cell>, Vec<Cell>>>,
+    tables: HashMap<&'static str, HashMap<Vec<Cell>, Vec<Cell>>>,
+    audit: Vec<Vec<Cell>>,
+}
+
+fn is_audit<R: TableRow>() -> bool {
+    R::TABLE == crate::rows::AuditRow::TABLE
 }
 
 impl MemoryRows {
+    /// Every row of one table, in key order.
     pub fn rows<R: TableRow>(&self) -> Vec<R> {
-        self.tables
-            .get(R::TABLE)
-            .map(|t| t.values().cloned().map(R::from_cells).collect())
-            .unwrap_or_default()
+        let mut cells: Vec<Vec<Cell>> = if is_audit::<R>() {
+            self.audit.clone()
+        } else {
+            self.tables
+                .get(R::TABLE)
+                .map(|t| t.values().cloned().collect())
+                .unwrap_or_default()
+        };
+        cells.sort_by(|a, b| a[..R::KEY_LEN].cmp(&b[..R::KEY_LEN]));
+        cells.into_iter().map(R::from_cells).collect()
     }
 
     /// Takes every row of one table out (replay flushes the audit log in chunks this way).
     pub fn take<R: TableRow>(&mut self) -> Vec<Vec<Cell>> {
+        if is_audit::<R>() {
+            return std::mem::take(&mut self.audit);
+        }
         self.tables
             .remove(R::TABLE)
             .map(|t| t.into_values().collect())
@@ -139,7 +155,10 @@ impl MemoryRows {
     }
 
     pub fn row_count<R: TableRow>(&self) -> usize {
-        self.tables.get(R::TABLE).map_or(0, BTreeMap::len)
+        if is_audit::<R>() {
+            return self.audit.len();
+        }
+        self.tables.get(R::TABLE).map_or(0, HashMap::len)
     }
 }
 
@@ -155,6 +174,10 @@ impl Rows for MemoryRows {
 
     async fn put<R: TableRow>(&mut self, row: R) -> Result<(), sqlx::Error> {
         let cells = row.cells();
+        if is_audit::<R>() {
+            self.audit.push(cells);
+            return Ok(());
+        }
         let key = cells[..R::KEY_LEN].to_vec();
         self.tables.entry(R::TABLE).or_default().insert(key, cells);
         Ok(())
@@ -168,6 +191,16 @@ impl Rows for MemoryRows {
     }
 }
 
+/// Bind parameters per statement: sqlx's SQLite driver slows down sharply with many, PostgreSQL
+/// takes up to 65535.
+fn parameter_budget(conn: &AnyConnection) -> usize {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        900
+    } else {
+        30_000
+    }
+}
+
 /// Inserts rows in multi-row statements, staying under both backends' bind-parameter limits.
 pub async fn bulk_insert<R: TableRow>(
     conn: &mut AnyConnection,
@@ -175,7 +208,7 @@ pub async fn bulk_insert<R: TableRow>(
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), sqlx::Error> {
     let width = R::COLUMNS.len();
-    let per_statement = (900 / width).max(1);
+    let per_statement = (parameter_budget(conn) / width).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Cell>> = rows.by_ref().take(per_statement).collect();
@@ -201,7 +234,7 @@ pub async fn bulk_upsert<R: TableRow>(
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), sqlx::Error> {
     let width = R::COLUMNS.len();
-    let per_statement = (900 / width).max(1);
+    let per_statement = (parameter_budget(conn) / width).max(1);
     let key: Vec<&str> = R::COLUMNS[..R::KEY_LEN].iter().map(|(n, _)| *n).collect();
     let updates: Vec<String> = R::COLUMNS[R::KEY_LEN..]
         .iter()
