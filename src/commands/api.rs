@@ -99,7 +99,8 @@ pub struct OrgCredentialsView {
     pub services: Vec<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// `Debug` leaves the credentials out, so a stray log line cannot leak them.
+#[derive(Serialize, PartialEq)]
 pub struct CreatedLeaseView {
     pub lease_id: String,
     pub credentials: Map<String, Value>,
@@ -108,6 +109,18 @@ pub struct CreatedLeaseView {
     pub credential_scope: String,
     pub included_org_credentials: Vec<OrgCredentialsView>,
     pub missing_services: Vec<String>,
+}
+
+impl std::fmt::Debug for CreatedLeaseView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedLeaseView")
+            .field("lease_id", &self.lease_id)
+            .field("credentials", &format_args!("<{} redacted>", self.credentials.len()))
+            .field("expires_at", &self.expires_at)
+            .field("credential_scope", &self.credential_scope)
+            .field("missing_services", &self.missing_services)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -482,4 +495,27 @@ async fn revoke_lease(
         lease_id: lease_id.to_owned(),
         revoked_at,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_lease_never_prints_its_credentials() {
+        let mut credentials = Map::new();
+        credentials.insert("todoist".into(), serde_json::json!({"access_token": "s3cret"}));
+        let view = CreatedLeaseView {
+            lease_id: "lse_x".into(),
+            credentials,
+            expires_at: Timestamp::from_micros(0),
+            renewable: true,
+            credential_scope: "personal".into(),
+            included_org_credentials: vec![],
+            missing_services: vec![],
+        };
+        let direct = format!("{view:?}");
+        let printed = format!("{direct} {:?}", ApiReply::Created(view));
+        assert!(!printed.contains("s3cret"), "{printed}");
+    }
 }
