@@ -21,7 +21,7 @@ const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
 
 const PAGE_SIZE: i64 = 5_000;
 /// Events per multi-row insert (10 bind parameters each, under every backend's limit).
-const INSERT_CHUNK: usize = 500;
+const INSERT_CHUNK: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -423,10 +423,21 @@ impl WriteTx {
 
     /// Writes the appended events in multi-row inserts.
     async fn write_pending(&mut self) -> Result<(), AppendError> {
+        // SQLite gets anonymous `?` placeholders: with numbered ones the driver looks every
+        // name up, which is quadratic in the number of parameters.
+        let anonymous = self.backend == Backend::Sqlite;
         for chunk in self.pending.chunks(INSERT_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
+                    let p: Vec<String> = (1..=10)
+                        .map(|c| {
+                            if anonymous {
+                                "?".to_owned()
+                            } else {
+                                format!("${}", i * 10 + c)
+                            }
+                        })
+                        .collect();
                     format!("({})", p.join(", "))
                 })
                 .collect();

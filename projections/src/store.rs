@@ -191,13 +191,16 @@ impl Rows for MemoryRows {
     }
 }
 
-/// Bind parameters per statement: sqlx's SQLite driver slows down sharply with many, PostgreSQL
-/// takes up to 65535.
-fn parameter_budget(conn: &AnyConnection) -> usize {
+/// Bind parameters per multi-row statement (SQLite allows 32766, PostgreSQL 65535).
+const PARAMETER_BUDGET: usize = 30_000;
+
+/// `count` placeholders for a multi-row statement. SQLite gets anonymous `?`: binding numbered
+/// ones makes the driver look every name up (quadratic in the number of parameters).
+fn bulk_placeholders(conn: &AnyConnection, from: usize, count: usize) -> String {
     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        900
+        vec!["?"; count].join(", ")
     } else {
-        30_000
+        placeholders(from, count)
     }
 }
 
@@ -208,12 +211,12 @@ pub async fn bulk_insert<R: TableRow>(
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), sqlx::Error> {
     let width = R::COLUMNS.len();
-    let per_statement = (parameter_budget(conn) / width).max(1);
+    let per_statement = (PARAMETER_BUDGET / width).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Cell>> = rows.by_ref().take(per_statement).collect();
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", placeholders(i * width + 1, width)))
+            .map(|i| format!("({})", bulk_placeholders(conn, i * width + 1, width)))
             .collect();
         let sql = format!(
             "insert into {prefix}{} ({}) values {}",
@@ -234,7 +237,7 @@ pub async fn bulk_upsert<R: TableRow>(
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), sqlx::Error> {
     let width = R::COLUMNS.len();
-    let per_statement = (parameter_budget(conn) / width).max(1);
+    let per_statement = (PARAMETER_BUDGET / width).max(1);
     let key: Vec<&str> = R::COLUMNS[..R::KEY_LEN].iter().map(|(n, _)| *n).collect();
     let updates: Vec<String> = R::COLUMNS[R::KEY_LEN..]
         .iter()
@@ -242,7 +245,7 @@ pub async fn bulk_upsert<R: TableRow>(
         .collect();
     for chunk in rows.chunks(per_statement) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", placeholders(i * width + 1, width)))
+            .map(|i| format!("({})", bulk_placeholders(conn, i * width + 1, width)))
             .collect();
         let sql = format!(
             "insert into {} ({}) values {} on conflict ({}) do update set {}",
