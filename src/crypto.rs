@@ -1,25 +1,79 @@
-//! Encryption of integration credentials at rest: AES-256-GCM, a fresh 96-bit nonce per
-//! encryption, the row's identity as associated data, and a key id so keys can be told apart.
+//! Encryption of integration credentials at rest: AES-256-GCM with a fresh random 96-bit nonce per
+//! seal, the row's identity as associated data (so a ciphertext copied onto another row does not
+//! open), and a key id stored beside each row so a wrong key is named rather than guessed at.
 //!
-//! Must never print, log or return key material or plaintext in an error.
+//! The key comes from `MCP_ENCRYPTION_KEY`, or for SQLite from a private key file beside the
+//! database, created on first use.
+//!
+//! This module must never print, log or put into an error any key material or plaintext: key
+//! bytes live only inside a [`SecretBox`], `Debug` shows the key id alone, and errors carry key
+//! ids, paths and lengths, never the text they rejected.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use rand::RngCore;
+use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::{Digest, Sha256};
+use std::ffi::OsString;
 use std::fmt;
-use std::io::Write;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
+const MAKE_A_KEY: &str = "openssl rand -base64 32";
 
-/// A 256-bit data key with an id derived from it; `Debug` never shows the key.
+/// Standard alphabet; padding may be present or left off, as people paste keys either way.
+const KEY_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Why no usable key could be had. Messages name what to fix and never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// `origin` is `MCP_ENCRYPTION_KEY` or "the key file <path>"; `problem` never echoes the text.
+    #[error(
+        "{origin} must be base64 of exactly 32 bytes ({problem}); generate one with `{MAKE_A_KEY}`"
+    )]
+    Malformed { origin: String, problem: String },
+    #[error("MCP_ENCRYPTION_KEY is required with PostgreSQL (there is no key file to fall back on); generate one with `{MAKE_A_KEY}` and keep a copy: credentials encrypted with it cannot be read without it")]
+    MissingForPostgres,
+    #[error("the key file {path} is accessible to group or others (mode {mode:03o}); run `chmod 600 {path}`")]
+    KeyFileTooOpen { path: String, mode: u32 },
+    #[error("cannot {action} the key file {path}: {source}")]
+    KeyFile {
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Why a sealed secret did not open. Messages carry key ids and lengths, never plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("these credentials were encrypted with key {stored}, but the configured key is {configured}: MCP_ENCRYPTION_KEY (or the key file) is not the key these credentials were encrypted with; restore that key")]
+    WrongKey { stored: String, configured: String },
+    #[error("the stored secret cannot be decrypted: wrong key or tampered row")]
+    Undecryptable,
+    #[error(
+        "the stored secret has a {actual}-byte nonce, expected {NONCE_LEN}: the row is corrupt"
+    )]
+    BadNonce { actual: usize },
+}
+
+/// A 256-bit data key with an id derived from it; `Debug` shows the id, never the key.
+///
+/// Cloning shares the one boxed copy of the key rather than duplicating it in memory.
 #[derive(Clone)]
 pub struct EncryptionKey {
-    bytes: std::sync::Arc<SecretBox<[u8; 32]>>,
+    bytes: Arc<SecretBox<[u8; KEY_LEN]>>,
     key_id: String,
 }
 
@@ -31,84 +85,78 @@ impl fmt::Debug for EncryptionKey {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("MCP_ENCRYPTION_KEY must be base64 of exactly 32 bytes ({0}); generate one with `openssl rand -base64 32`")]
-    Malformed(String),
-    #[error("MCP_ENCRYPTION_KEY is required for PostgreSQL: generate one with `openssl rand -base64 32` and keep it safe")]
-    Missing,
-    #[error("the key file {path} is readable by other users; run `chmod 600 {path}`")]
-    TooOpen { path: String },
-    #[error("the key file {path} cannot be used: {reason}")]
-    File { path: String, reason: String },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CryptoError {
-    #[error("credentials were encrypted with key {stored}, but the configured key is {configured}: set MCP_ENCRYPTION_KEY (or the key file) to the key they were encrypted with")]
-    WrongKey { stored: String, configured: String },
-    #[error("credentials cannot be decrypted: wrong key or a tampered row")]
-    Undecryptable,
-    #[error("stored credentials have a malformed nonce")]
-    BadNonce,
-}
-
 impl EncryptionKey {
-    fn from_bytes(bytes: [u8; 32]) -> Self {
-        let key_id = hex::encode(&Sha256::digest(bytes)[..8]);
-        Self {
-            bytes: std::sync::Arc::new(SecretBox::new(Box::new(bytes))),
-            key_id,
-        }
-    }
-
+    /// From base64 of exactly 32 bytes (standard alphabet, padding optional, surrounding
+    /// whitespace trimmed), as `MCP_ENCRYPTION_KEY` holds it.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        let trimmed = text.trim();
-        let decoded = STANDARD
-            .decode(trimmed)
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
-            .map_err(|_| KeyError::Malformed("not valid base64".into()))?;
-        let bytes: [u8; 32] = decoded
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::Malformed(format!("got {} bytes", decoded.len())))?;
-        Ok(Self::from_bytes(bytes))
+        Self::decode(text, "MCP_ENCRYPTION_KEY")
     }
 
+    /// 32 random bytes from the operating system.
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self::from_bytes(bytes)
+        // Filled in place so no copy of the key is left on the stack.
+        Self::from_secret(SecretBox::init_with_mut(|bytes: &mut [u8; KEY_LEN]| {
+            rand::rngs::OsRng.fill_bytes(bytes)
+        }))
     }
 
-    /// A fresh key as `MCP_ENCRYPTION_KEY` takes it (for tests and first-time set-up).
+    /// A fresh key in the form `MCP_ENCRYPTION_KEY` takes (for tests and first-time set-up).
     pub fn generate_base64() -> String {
-        Self::generate().to_base64()
+        Self::generate().to_base64().to_string()
     }
 
-    /// First 16 hex characters of SHA-256 of the key: identifies it without revealing it.
+    /// First 16 hex characters of SHA-256 of the key bytes: tells keys apart without revealing them.
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
 
-    fn to_base64(&self) -> String {
-        STANDARD.encode(self.bytes.expose_secret())
+    fn decode(text: &str, origin: &str) -> Result<Self, KeyError> {
+        let malformed = |problem: String| KeyError::Malformed {
+            origin: origin.to_owned(),
+            problem,
+        };
+        // The decoder's own error names the offending character, which is part of the key.
+        let decoded = Zeroizing::new(
+            KEY_BASE64
+                .decode(text.trim())
+                .map_err(|_| malformed("it is not valid base64".to_owned()))?,
+        );
+        if decoded.len() != KEY_LEN {
+            return Err(malformed(format!("got {} bytes", decoded.len())));
+        }
+        Ok(Self::from_secret(SecretBox::init_with_mut(
+            |bytes: &mut [u8; KEY_LEN]| bytes.copy_from_slice(&decoded),
+        )))
+    }
+
+    fn from_secret(bytes: SecretBox<[u8; KEY_LEN]>) -> Self {
+        let digest = Sha256::digest(bytes.expose_secret());
+        Self {
+            key_id: hex::encode(&digest[..8]),
+            bytes: Arc::new(bytes),
+        }
+    }
+
+    fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(KEY_BASE64.encode(self.bytes.expose_secret()))
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new_from_slice(self.bytes.expose_secret()).expect("a 32-byte key")
+        Aes256Gcm::new(self.bytes.expose_secret().into())
     }
 }
 
-/// The key file of a SQLite database: `<database>.key` beside it.
+/// The key file of a SQLite database: the database file name with `.key` appended
+/// (`mcp-manager.db` -> `mcp-manager.db.key`).
 pub fn key_file_path(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push(".key");
-    PathBuf::from(name)
+    with_suffix(database, ".key")
 }
 
-/// `MCP_ENCRYPTION_KEY` if set; else, for SQLite, the key file (created on first use, mode
-/// 0600, with a warning); else an error naming what to set.
+/// The encryption key, from the first source that has one:
+/// 1. `env_value` (the value of `MCP_ENCRYPTION_KEY`), if given;
+/// 2. for SQLite, the key file beside the database ([`key_file_path`]), which must be private
+///    to its owner, and is created (mode 0600, with a warning to back it up) if missing;
+/// 3. otherwise (PostgreSQL) an error saying `MCP_ENCRYPTION_KEY` is required.
 pub fn load_key(
     env_value: Option<&str>,
     sqlite_db_path: Option<&Path>,
@@ -117,71 +165,128 @@ pub fn load_key(
         return EncryptionKey::from_base64(value);
     }
     let Some(database) = sqlite_db_path else {
-        return Err(KeyError::Missing);
+        return Err(KeyError::MissingForPostgres);
     };
     let path = key_file_path(database);
-    let shown = path.display().to_string();
-    let file_error = |reason: String| KeyError::File {
-        path: shown.clone(),
-        reason,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            check_private(&path, &shown)?;
-            EncryptionKey::from_base64(&text).map_err(|e| file_error(e.to_string()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = EncryptionKey::generate();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&path).map_err(|e| file_error(e.to_string()))?;
-            file.write_all(key.to_base64().as_bytes())
-                .and_then(|_| file.sync_all())
-                .map_err(|e| file_error(e.to_string()))?;
-            tracing::warn!(
-                path = %shown,
-                "created a new encryption key file for the SQLite database; back it up: without it the stored credentials cannot be decrypted"
-            );
-            Ok(key)
-        }
-        Err(e) => Err(file_error(e.to_string())),
+    match File::open(&path) {
+        Ok(file) => read_key_file(file, &path),
+        Err(e) if e.kind() == ErrorKind::NotFound => create_key_file(&path),
+        Err(e) => Err(key_file_error("open", &path, e)),
     }
 }
 
+fn read_key_file(mut file: File, path: &Path) -> Result<EncryptionKey, KeyError> {
+    // The mode is taken from the open handle, so it is the mode of the file actually read.
+    let metadata = file
+        .metadata()
+        .map_err(|e| key_file_error("inspect", path, e))?;
+    refuse_if_shared(&metadata, path)?;
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text)
+        .map_err(|e| key_file_error("read", path, e))?;
+    EncryptionKey::decode(&text, &format!("the key file {}", path.display()))
+}
+
 #[cfg(unix)]
-fn check_private(path: &Path, shown: &str) -> Result<(), KeyError> {
+fn refuse_if_shared(metadata: &std::fs::Metadata, path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| KeyError::File {
-            path: shown.to_owned(),
-            reason: e.to_string(),
-        })?
-        .permissions()
-        .mode();
+    let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyError::TooOpen {
-            path: shown.to_owned(),
+        return Err(KeyError::KeyFileTooOpen {
+            path: path.display().to_string(),
+            mode,
         });
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn check_private(_: &Path, _: &str) -> Result<(), KeyError> {
+fn refuse_if_shared(_: &std::fs::Metadata, _: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Writes a new key to a private temporary file, then links it into place: the key file either
+/// does not exist or holds a whole key, and a process racing us to create it makes us read its
+/// key instead of overwriting it.
+fn create_key_file(path: &Path) -> Result<EncryptionKey, KeyError> {
+    let key = EncryptionKey::generate();
+    let mut suffix = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut suffix);
+    let temporary = with_suffix(path, &format!(".{}.tmp", hex::encode(suffix)));
+
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&temporary).and_then(|mut file| {
+        let mut text = key.to_base64();
+        text.push('\n');
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    // Best effort: a leftover temporary file is harmless next to the error we are about to report.
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let file = File::open(path).map_err(|e| key_file_error("open", path, e))?;
+            return read_key_file(file, path);
+        }
+        Err(e) => return Err(key_file_error("create", path, e)),
+    }
+    sync_parent_directory(path);
+    tracing::warn!(
+        path = %path.display(),
+        "created a new encryption key file for the SQLite database; back it up with the database: \
+         the stored credentials cannot be decrypted without it"
+    );
+    Ok(key)
+}
+
+/// Makes the new directory entry durable, so a crash cannot lose a key that already sealed rows.
+fn sync_parent_directory(path: &Path) {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if let Err(e) = File::open(parent).and_then(|dir| dir.sync_all()) {
+            tracing::debug!(directory = %parent.display(), error = %e, "could not sync the key file's directory");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn key_file_error(action: &'static str, path: &Path, source: std::io::Error) -> KeyError {
+    KeyError::KeyFile {
+        action,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A secret as stored: which key sealed it, the nonce, and the ciphertext with its tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedSecret {
     pub key_id: String,
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
 }
 
+/// Encrypts `plaintext` under a fresh random nonce, bound to `aad` (the row's identity, e.g.
+/// `b"integration:7:v2"`), so it opens only with the same key and the same identity.
 pub fn seal(key: &EncryptionKey, aad: &[u8], plaintext: &[u8]) -> SealedSecret {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -194,7 +299,8 @@ pub fn seal(key: &EncryptionKey, aad: &[u8], plaintext: &[u8]) -> SealedSecret {
                 aad,
             },
         )
-        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        // AES-GCM refuses only messages over 64 GiB; credentials are a few hundred bytes.
+        .expect("AES-GCM encrypts any in-memory credential");
     SealedSecret {
         key_id: key.key_id.clone(),
         nonce: nonce.to_vec(),
@@ -202,6 +308,8 @@ pub fn seal(key: &EncryptionKey, aad: &[u8], plaintext: &[u8]) -> SealedSecret {
     }
 }
 
+/// Decrypts a sealed secret with the key and row identity it was sealed under; any mismatch is an
+/// error, never garbage.
 pub fn open(
     key: &EncryptionKey,
     aad: &[u8],
@@ -214,7 +322,9 @@ pub fn open(
         });
     }
     if sealed.nonce.len() != NONCE_LEN {
-        return Err(CryptoError::BadNonce);
+        return Err(CryptoError::BadNonce {
+            actual: sealed.nonce.len(),
+        });
     }
     key.cipher()
         .decrypt(
@@ -230,106 +340,342 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+
+    const ROW: &[u8] = b"integration:7:v2";
+    const CREDENTIALS: &[u8] = br#"{"api_token":"tok-3f9a"}"#;
+
+    fn key_from(bytes: [u8; KEY_LEN]) -> EncryptionKey {
+        EncryptionKey::from_base64(&STANDARD.encode(bytes)).unwrap()
+    }
+
+    #[cfg(unix)]
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
 
     #[test]
-    fn sealed_secrets_open_with_the_same_key_and_identity() {
+    fn a_sealed_secret_opens_with_the_same_key_and_row_identity() {
         let key = EncryptionKey::generate();
-        let sealed = seal(&key, b"integration:1:v1", b"{\"a\":1}");
-        assert_eq!(
-            open(&key, b"integration:1:v1", &sealed).unwrap(),
-            b"{\"a\":1}"
-        );
-        assert!(!sealed.ciphertext.windows(7).any(|w| w == b"{\"a\":1}"));
+
+        let sealed = seal(&key, ROW, CREDENTIALS);
+
+        assert_eq!(sealed.key_id, key.key_id());
+        assert_eq!(sealed.nonce.len(), NONCE_LEN);
+        assert!(!sealed
+            .ciphertext
+            .windows(CREDENTIALS.len())
+            .any(|w| w == CREDENTIALS));
+        assert_eq!(open(&key, ROW, &sealed).unwrap(), CREDENTIALS);
     }
 
     #[test]
-    fn every_seal_uses_a_fresh_nonce() {
+    fn sealing_the_same_plaintext_twice_uses_fresh_nonces() {
         let key = EncryptionKey::generate();
-        let a = seal(&key, b"x", b"same");
-        let b = seal(&key, b"x", b"same");
-        assert_ne!(a.nonce, b.nonce);
-        assert_ne!(a.ciphertext, b.ciphertext);
+
+        let first = seal(&key, ROW, CREDENTIALS);
+        let second = seal(&key, ROW, CREDENTIALS);
+
+        assert_ne!(first.nonce, second.nonce);
+        assert_ne!(first.ciphertext, second.ciphertext);
     }
 
     #[test]
-    fn another_rows_identity_does_not_open() {
+    fn a_ciphertext_moved_to_another_row_does_not_open() {
         let key = EncryptionKey::generate();
-        let sealed = seal(&key, b"integration:1:v1", b"secret");
-        assert!(matches!(
-            open(&key, b"integration:2:v1", &sealed),
-            Err(CryptoError::Undecryptable)
-        ));
+        let sealed = seal(&key, ROW, CREDENTIALS);
+
+        let result = open(&key, b"integration:8:v2", &sealed);
+
+        assert!(matches!(result, Err(CryptoError::Undecryptable)));
     }
 
     #[test]
-    fn a_wrong_key_is_named_not_garbage() {
-        let sealed = seal(&EncryptionKey::generate(), b"x", b"secret");
-        let error = open(&EncryptionKey::generate(), b"x", &sealed).unwrap_err();
-        assert!(error.to_string().contains("MCP_ENCRYPTION_KEY"));
+    fn a_different_key_is_named_by_both_key_ids() {
+        let sealing_key = EncryptionKey::generate();
+        let other_key = EncryptionKey::generate();
+        let sealed = seal(&sealing_key, ROW, CREDENTIALS);
+
+        let error = open(&other_key, ROW, &sealed).unwrap_err();
+
+        assert!(matches!(error, CryptoError::WrongKey { .. }));
+        let message = error.to_string();
+        assert!(message.contains(sealing_key.key_id()), "{message}");
+        assert!(message.contains(other_key.key_id()), "{message}");
+        assert!(message.contains("MCP_ENCRYPTION_KEY"), "{message}");
+        assert!(message.contains("key file"), "{message}");
     }
 
     #[test]
-    fn tampered_ciphertext_is_refused() {
+    fn a_row_claiming_the_right_key_id_but_sealed_with_another_key_does_not_open() {
         let key = EncryptionKey::generate();
-        let mut sealed = seal(&key, b"x", b"secret");
-        sealed.ciphertext[0] ^= 1;
-        assert!(matches!(
-            open(&key, b"x", &sealed),
-            Err(CryptoError::Undecryptable)
-        ));
+        let mut sealed = seal(&EncryptionKey::generate(), ROW, CREDENTIALS);
+        sealed.key_id = key.key_id().to_owned();
+
+        let error = open(&key, ROW, &sealed).unwrap_err();
+
+        assert!(matches!(error, CryptoError::Undecryptable));
+        assert!(error.to_string().contains("wrong key or tampered row"));
     }
 
     #[test]
-    fn keys_must_be_32_bytes_of_base64() {
-        assert!(EncryptionKey::from_base64("not base64!").is_err());
-        let short = STANDARD.encode([0u8; 16]);
-        assert!(EncryptionKey::from_base64(&short)
-            .unwrap_err()
-            .to_string()
-            .contains("16 bytes"));
-        let good = STANDARD.encode([7u8; 32]);
-        let key = EncryptionKey::from_base64(&format!(" {good}\n")).unwrap();
-        assert_eq!(key.key_id().len(), 16);
-        assert!(!format!("{key:?}").contains(&good));
-    }
+    fn tampering_with_any_part_of_a_row_is_detected() {
+        let key = EncryptionKey::generate();
+        let sealed = seal(&key, ROW, CREDENTIALS);
+        let mut flipped_ciphertext = sealed.clone();
+        flipped_ciphertext.ciphertext[0] ^= 1;
+        let mut flipped_tag = sealed.clone();
+        *flipped_tag.ciphertext.last_mut().unwrap() ^= 1;
+        let mut flipped_nonce = sealed.clone();
+        flipped_nonce.nonce[0] ^= 1;
+        let mut truncated = sealed.clone();
+        truncated.ciphertext.truncate(4);
 
-    #[test]
-    fn the_sqlite_key_file_is_created_private_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("ledger.db");
-        let first = load_key(None, Some(&db)).unwrap();
-        let path = key_file_path(&db);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+        for tampered in [flipped_ciphertext, flipped_tag, flipped_nonce, truncated] {
+            assert!(matches!(
+                open(&key, ROW, &tampered),
+                Err(CryptoError::Undecryptable)
+            ));
         }
-        assert_eq!(load_key(None, Some(&db)).unwrap().key_id(), first.key_id());
-        let env = STANDARD.encode([1u8; 32]);
+    }
+
+    #[test]
+    fn a_nonce_of_the_wrong_length_is_an_error_not_a_panic() {
+        let key = EncryptionKey::generate();
+        let mut sealed = seal(&key, ROW, CREDENTIALS);
+        sealed.nonce.truncate(8);
+
+        let error = open(&key, ROW, &sealed).unwrap_err();
+
+        assert!(matches!(error, CryptoError::BadNonce { actual: 8 }));
+        assert!(error.to_string().contains("8-byte nonce"));
+    }
+
+    #[test]
+    fn text_that_is_not_base64_is_refused_without_being_echoed() {
+        let text = "correct horse battery staple!";
+
+        let error = EncryptionKey::from_base64(text).unwrap_err();
+
+        let message = error.to_string();
+        assert!(matches!(error, KeyError::Malformed { .. }));
+        assert!(message.contains("not valid base64"), "{message}");
+        assert!(!message.contains("horse"), "{message}");
+        assert!(!message.contains('!'), "{message}");
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_length_is_refused_with_its_length() {
+        let short = STANDARD.encode([7u8; 16]);
+        let long = STANDARD.encode([7u8; 33]);
+
+        let short_error = EncryptionKey::from_base64(&short).unwrap_err();
+        let long_error = EncryptionKey::from_base64(&long).unwrap_err();
+
+        assert_eq!(
+            short_error.to_string(),
+            "MCP_ENCRYPTION_KEY must be base64 of exactly 32 bytes (got 16 bytes); \
+             generate one with `openssl rand -base64 32`"
+        );
+        assert!(long_error.to_string().contains("got 33 bytes"));
+        assert!(EncryptionKey::from_base64("").is_err());
+    }
+
+    #[test]
+    fn padding_is_optional_and_surrounding_whitespace_is_ignored() {
+        let bytes = [42u8; KEY_LEN];
+        let padded = STANDARD.encode(bytes);
+        let unpadded = STANDARD_NO_PAD.encode(bytes);
+        assert_ne!(padded, unpadded);
+
+        let from_padded = EncryptionKey::from_base64(&format!("  {padded}\n")).unwrap();
+        let from_unpadded = EncryptionKey::from_base64(&format!("\t{unpadded}\r\n")).unwrap();
+
+        assert_eq!(from_padded.key_id(), from_unpadded.key_id());
+    }
+
+    #[test]
+    fn the_key_id_is_the_first_16_hex_characters_of_the_keys_sha256() {
+        // sha256 of 32 zero bytes is 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925.
+        assert_eq!(key_from([0u8; KEY_LEN]).key_id(), "66687aadf862bd77");
         assert_ne!(
-            load_key(Some(&env), Some(&db)).unwrap().key_id(),
-            first.key_id()
+            EncryptionKey::generate().key_id(),
+            EncryptionKey::generate().key_id()
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_the_key_id_and_never_the_key() {
+        let text = EncryptionKey::generate_base64();
+        let key = EncryptionKey::from_base64(&text).unwrap();
+
+        let debug = format!("{key:?} {:?}", key.clone());
+
+        assert!(debug.contains(key.key_id()), "{debug}");
+        assert!(!debug.contains(&text), "{debug}");
+        assert!(!debug.contains(text.trim_end_matches('=')), "{debug}");
+    }
+
+    #[test]
+    fn the_key_file_is_named_after_the_whole_database_file_name() {
+        assert_eq!(
+            key_file_path(Path::new("/var/lib/mcp-manager.db")),
+            Path::new("/var/lib/mcp-manager.db.key")
         );
     }
 
     #[cfg(unix)]
     #[test]
-    fn a_key_file_others_can_read_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
+    fn the_sqlite_key_file_is_created_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("ledger.db");
-        load_key(None, Some(&db)).unwrap();
-        let path = key_file_path(&db);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            load_key(None, Some(&db)),
-            Err(KeyError::TooOpen { .. })
-        ));
+        let database = dir.path().join("mcp-manager.db");
+
+        let first = load_key(None, Some(&database)).unwrap();
+        let second = load_key(None, Some(&database)).unwrap();
+
+        let path = dir.path().join("mcp-manager.db.key");
+        assert_eq!(mode_of(&path), 0o600);
+        assert_eq!(second.key_id(), first.key_id());
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            EncryptionKey::from_base64(&on_disk).unwrap().key_id(),
+            first.key_id()
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, ["mcp-manager.db.key"]);
     }
 
     #[test]
-    fn postgres_needs_the_environment_key() {
-        assert!(matches!(load_key(None, None), Err(KeyError::Missing)));
+    fn creating_the_key_file_warns_with_the_path_and_never_the_key() {
+        #[derive(Clone, Default)]
+        struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("ledger.db");
+
+        tracing::subscriber::with_default(subscriber, || {
+            load_key(None, Some(&database)).unwrap();
+        });
+
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let key_text = std::fs::read_to_string(key_file_path(&database)).unwrap();
+        assert!(log.contains("WARN"), "{log}");
+        assert!(log.contains("back it up"), "{log}");
+        assert!(
+            log.contains(&key_file_path(&database).display().to_string()),
+            "{log}"
+        );
+        assert!(!log.contains(key_text.trim()), "{log}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_the_group_or_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("mcp-manager.db");
+        let path = key_file_path(&database);
+        let key_text = EncryptionKey::generate_base64();
+        std::fs::write(&path, &key_text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        let error = load_key(None, Some(&database)).unwrap_err();
+
+        let message = error.to_string();
+        assert!(
+            matches!(error, KeyError::KeyFileTooOpen { mode: 0o644, .. }),
+            "{message}"
+        );
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("chmod 600"), "{message}");
+        assert!(!message.contains(&key_text), "{message}");
+    }
+
+    #[test]
+    fn a_malformed_key_file_is_named_rather_than_the_environment_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("mcp-manager.db");
+        let path = key_file_path(&database);
+        std::fs::write(&path, STANDARD.encode([1u8; 16])).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+
+        let message = load_key(None, Some(&database)).unwrap_err().to_string();
+
+        assert!(
+            message.starts_with(&format!("the key file {}", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("got 16 bytes"), "{message}");
+        assert!(!message.contains("MCP_ENCRYPTION_KEY"), "{message}");
+    }
+
+    #[test]
+    fn the_environment_value_wins_over_the_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("mcp-manager.db");
+        let from_file = load_key(None, Some(&database)).unwrap();
+        let env_value = STANDARD.encode([9u8; KEY_LEN]);
+
+        let key = load_key(Some(&env_value), Some(&database)).unwrap();
+
+        assert_eq!(key.key_id(), key_from([9u8; KEY_LEN]).key_id());
+        assert_ne!(key.key_id(), from_file.key_id());
+    }
+
+    #[test]
+    fn an_environment_value_means_no_key_file_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("mcp-manager.db");
+
+        load_key(Some(&EncryptionKey::generate_base64()), Some(&database)).unwrap();
+
+        assert!(!key_file_path(&database).exists());
+    }
+
+    #[test]
+    fn a_malformed_environment_value_is_not_replaced_by_the_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("mcp-manager.db");
+        load_key(None, Some(&database)).unwrap();
+
+        let error = load_key(Some("too short"), Some(&database)).unwrap_err();
+
+        assert!(error.to_string().starts_with("MCP_ENCRYPTION_KEY must be"));
+    }
+
+    #[test]
+    fn postgresql_without_the_environment_key_is_refused_with_how_to_make_one() {
+        let error = load_key(None, None).unwrap_err();
+
+        let message = error.to_string();
+        assert!(matches!(error, KeyError::MissingForPostgres));
+        assert!(
+            message.contains("MCP_ENCRYPTION_KEY is required with PostgreSQL"),
+            "{message}"
+        );
+        assert!(message.contains("openssl rand -base64 32"), "{message}");
     }
 }

@@ -115,7 +115,10 @@ impl std::fmt::Debug for CreatedLeaseView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreatedLeaseView")
             .field("lease_id", &self.lease_id)
-            .field("credentials", &format_args!("<{} redacted>", self.credentials.len()))
+            .field(
+                "credentials",
+                &format_args!("<{} redacted>", self.credentials.len()),
+            )
             .field("expires_at", &self.expires_at)
             .field("credential_scope", &self.credential_scope)
             .field("missing_services", &self.missing_services)
@@ -504,7 +507,10 @@ mod tests {
     #[test]
     fn a_created_lease_never_prints_its_credentials() {
         let mut credentials = Map::new();
-        credentials.insert("todoist".into(), serde_json::json!({"access_token": "s3cret"}));
+        credentials.insert(
+            "todoist".into(),
+            serde_json::json!({"access_token": "s3cret"}),
+        );
         let view = CreatedLeaseView {
             lease_id: "lse_x".into(),
             credentials,

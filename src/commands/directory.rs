@@ -5,7 +5,7 @@ use crate::domain::organization::{Organization, OrganizationCommand};
 use crate::domain::user::{User, UserCommand};
 use crate::domain::DomainError;
 use crate::ledger::{Ctx, IdTable};
-use mcp_events::{ExpectedVersion, Metadata, Role, StreamId};
+use mcp_events::{Metadata, Role, StreamId};
 use mcp_projections::queries;
 
 pub struct RegisterUser {
@@ -19,29 +19,24 @@ impl Command for RegisterUser {
 
     async fn execute(self, ctx: &mut Ctx) -> Result<i64, CommandError> {
         let email = self.email.trim().to_owned();
+        let name = self.name.trim().to_owned();
         if !email.contains('@') || email.len() > 255 {
             return Err(DomainError::Invalid(format!("{email:?} is not an email address")).into());
         }
-        if self.name.trim().is_empty() {
+        if name.is_empty() {
             return Err(DomainError::Invalid("a user needs a name".into()).into());
         }
         if queries::user_by_email(ctx.conn(), &email).await?.is_some() {
             return Err(DomainError::EmailTaken(email).into());
         }
         let user_id = ctx.next_id(IdTable::Users).await?;
-        let stream = StreamId::user(user_id);
-        let (user, version) = ctx.load::<User>(&stream).await?;
-        let events = user.decide(UserCommand::Register {
-            user_id,
-            email,
-            name: self.name.trim().to_owned(),
-        })?;
-        ctx.append(
-            &stream,
-            ExpectedVersion::Exact(version),
-            &events,
-            &self.metadata,
-        )
+        ctx.decide(&StreamId::user(user_id), &self.metadata, |user: &User| {
+            user.decide(UserCommand::Register {
+                user_id,
+                email,
+                name,
+            })
+        })
         .await?;
         Ok(user_id)
     }
@@ -56,17 +51,10 @@ impl Command for DisableUser {
     type Output = ();
 
     async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
-        let stream = StreamId::user(self.user_id);
-        let (user, version) = ctx.load::<User>(&stream).await?;
-        let events = user.decide(UserCommand::Disable {
-            user_id: self.user_id,
-        })?;
-        ctx.append(
-            &stream,
-            ExpectedVersion::Exact(version),
-            &events,
-            &self.metadata,
-        )
+        let user_id = self.user_id;
+        ctx.decide(&StreamId::user(user_id), &self.metadata, |user: &User| {
+            user.decide(UserCommand::Disable { user_id })
+        })
         .await?;
         Ok(())
     }
@@ -89,21 +77,38 @@ impl Command for CreateOrganization {
             .into());
         }
         let organization_id = ctx.next_id(IdTable::Organizations).await?;
-        let stream = StreamId::organization(organization_id);
-        let (organization, version) = ctx.load::<Organization>(&stream).await?;
-        let events = organization.decide(OrganizationCommand::Create {
-            organization_id,
-            name,
-        })?;
-        ctx.append(
-            &stream,
-            ExpectedVersion::Exact(version),
-            &events,
+        ctx.decide(
+            &StreamId::organization(organization_id),
             &self.metadata,
+            |organization: &Organization| {
+                organization.decide(OrganizationCommand::Create {
+                    organization_id,
+                    name,
+                })
+            },
         )
         .await?;
         Ok(organization_id)
     }
+}
+
+/// Runs a membership command on an organization that must exist.
+async fn on_existing(
+    ctx: &mut Ctx,
+    organization_id: i64,
+    metadata: &Metadata,
+    command: OrganizationCommand,
+) -> Result<(), CommandError> {
+    ctx.decide(
+        &StreamId::organization(organization_id),
+        metadata,
+        |organization: &Organization| match organization.id {
+            None => Err(DomainError::OrganizationNotFound(organization_id)),
+            Some(_) => organization.decide(command),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Adds a user to an organization, or changes their role there.
@@ -121,20 +126,11 @@ impl Command for AddMember {
         if queries::user(ctx.conn(), self.user_id).await?.is_none() {
             return Err(DomainError::UserNotFound(self.user_id).into());
         }
-        let stream = StreamId::organization(self.organization_id);
-        let (organization, version) = load_existing(ctx, &stream, self.organization_id).await?;
-        let events = organization.decide(OrganizationCommand::AddMember {
+        let command = OrganizationCommand::AddMember {
             user_id: self.user_id,
             role: self.role,
-        })?;
-        ctx.append(
-            &stream,
-            ExpectedVersion::Exact(version),
-            &events,
-            &self.metadata,
-        )
-        .await?;
-        Ok(())
+        };
+        on_existing(ctx, self.organization_id, &self.metadata, command).await
     }
 }
 
@@ -148,30 +144,9 @@ impl Command for RemoveMember {
     type Output = ();
 
     async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
-        let stream = StreamId::organization(self.organization_id);
-        let (organization, version) = load_existing(ctx, &stream, self.organization_id).await?;
-        let events = organization.decide(OrganizationCommand::RemoveMember {
+        let command = OrganizationCommand::RemoveMember {
             user_id: self.user_id,
-        })?;
-        ctx.append(
-            &stream,
-            ExpectedVersion::Exact(version),
-            &events,
-            &self.metadata,
-        )
-        .await?;
-        Ok(())
+        };
+        on_existing(ctx, self.organization_id, &self.metadata, command).await
     }
-}
-
-async fn load_existing(
-    ctx: &mut Ctx,
-    stream: &StreamId,
-    organization_id: i64,
-) -> Result<(Organization, i64), CommandError> {
-    let (organization, version) = ctx.load::<Organization>(stream).await?;
-    if organization.id.is_none() {
-        return Err(DomainError::OrganizationNotFound(organization_id).into());
-    }
-    Ok((organization, version))
 }

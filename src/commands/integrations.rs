@@ -6,9 +6,7 @@ use crate::domain::integration::{Integration, IntegrationCommand};
 use crate::domain::DomainError;
 use crate::ledger::{Ctx, IdTable};
 use crate::validate::ServiceName;
-use mcp_events::{
-    ExpectedVersion, IntegrationOwner, IntegrationStatus, Metadata, SharedWith, StreamId,
-};
+use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata, SharedWith, StreamId};
 use mcp_projections::queries;
 use serde_json::{Map, Value};
 
@@ -50,22 +48,25 @@ impl Command for AddIntegration {
             }
         }
         let integration_id = ctx.next_id(IdTable::Integrations).await?;
-        let stream = StreamId::integration(integration_id);
-        let (integration, version) = ctx.load::<Integration>(&stream).await?;
-        let events = integration.decide(IntegrationCommand::Add {
-            integration_id,
-            service: self.service.into_inner(),
-            owner: self.owner,
-            status: self.status,
-        })?;
-        let secret_version = integration.next_secret_version();
-        ctx.store_secret(integration_id, secret_version, &self.credentials)
+        let (service, owner, status) = (self.service.into_inner(), self.owner, self.status);
+        let before = ctx
+            .decide(
+                &StreamId::integration(integration_id),
+                &self.metadata,
+                |integration: &Integration| {
+                    integration.decide(IntegrationCommand::Add {
+                        integration_id,
+                        service,
+                        owner,
+                        status,
+                    })
+                },
+            )
             .await?;
-        ctx.append(
-            &stream,
-            ExpectedVersion::Exact(version),
-            &events,
-            &self.metadata,
+        ctx.store_secret(
+            integration_id,
+            before.next_secret_version(),
+            &self.credentials,
         )
         .await?;
         Ok(integration_id)
@@ -83,18 +84,16 @@ impl Command for RotateIntegration {
     type Output = i64;
 
     async fn execute(self, ctx: &mut Ctx) -> Result<i64, CommandError> {
-        let (integration, version) = load_existing(ctx, self.integration_id).await?;
-        let events = integration.decide(IntegrationCommand::Rotate)?;
-        let secret_version = integration.next_secret_version();
-        ctx.store_secret(self.integration_id, secret_version, &self.credentials)
-            .await?;
-        ctx.append(
-            &StreamId::integration(self.integration_id),
-            ExpectedVersion::Exact(version),
-            &events,
+        let before = on_existing(
+            ctx,
+            self.integration_id,
             &self.metadata,
+            IntegrationCommand::Rotate,
         )
         .await?;
+        let secret_version = before.next_secret_version();
+        ctx.store_secret(self.integration_id, secret_version, &self.credentials)
+            .await?;
         Ok(secret_version)
     }
 }
@@ -109,28 +108,28 @@ impl Command for SetIntegrationStatus {
     type Output = ();
 
     async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
-        let (integration, version) = load_existing(ctx, self.integration_id).await?;
-        let events = integration.decide(IntegrationCommand::SetStatus(self.status))?;
-        ctx.append(
-            &StreamId::integration(self.integration_id),
-            ExpectedVersion::Exact(version),
-            &events,
-            &self.metadata,
-        )
-        .await?;
+        let command = IntegrationCommand::SetStatus(self.status);
+        on_existing(ctx, self.integration_id, &self.metadata, command).await?;
         Ok(())
     }
 }
 
-async fn load_existing(
+/// Runs a command on an integration that must exist; returns its state before the command.
+async fn on_existing(
     ctx: &mut Ctx,
     integration_id: i64,
-) -> Result<(Integration, i64), CommandError> {
-    let (integration, version) = ctx
-        .load::<Integration>(&StreamId::integration(integration_id))
-        .await?;
-    if integration.id.is_none() || integration.removed {
-        return Err(DomainError::IntegrationNotFound(integration_id).into());
-    }
-    Ok((integration, version))
+    metadata: &Metadata,
+    command: IntegrationCommand,
+) -> Result<Integration, CommandError> {
+    ctx.decide(
+        &StreamId::integration(integration_id),
+        metadata,
+        |integration: &Integration| {
+            if integration.id.is_none() || integration.removed {
+                return Err(DomainError::IntegrationNotFound(integration_id));
+            }
+            integration.decide(command)
+        },
+    )
+    .await
 }

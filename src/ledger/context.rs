@@ -1,7 +1,8 @@
 //! What a command sees while it runs: the write transaction, the clock reading, the key, the policy.
 
 use super::{LeasePolicy, Shared};
-use crate::domain::Aggregate;
+use crate::commands::CommandError;
+use crate::domain::{Aggregate, DomainError};
 use crate::secrets::{self, SecretError};
 use mcp_events::{
     AppendError, DomainEvent, ExpectedVersion, Metadata, RecordedEvent, StoreError, StreamId,
@@ -92,6 +93,21 @@ impl Ctx {
         let events = self.tx.read_stream(stream).await?;
         let version = events.last().map_or(0, |e| e.stream_version);
         Ok((A::fold(events.iter().map(|e| &e.event)), version))
+    }
+
+    /// Loads a stream's aggregate, lets `decide` choose the events, and appends them at the
+    /// version that was loaded. Returns the aggregate as it was before the new events.
+    pub async fn decide<A: Aggregate>(
+        &mut self,
+        stream: &StreamId,
+        metadata: &Metadata,
+        decide: impl FnOnce(&A) -> Result<Vec<DomainEvent>, DomainError>,
+    ) -> Result<A, CommandError> {
+        let (state, version) = self.load::<A>(stream).await?;
+        let events = decide(&state)?;
+        self.append(stream, ExpectedVersion::Exact(version), &events, metadata)
+            .await?;
+        Ok(state)
     }
 
     /// Appends to one stream and updates the projections in the same transaction.
