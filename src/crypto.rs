@@ -80,7 +80,7 @@ pub struct EncryptionKey {
 impl fmt::Debug for EncryptionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EncryptionKey")
-            .field("key_id", &self.key_id)
+            .field("key_id", &self.key_id).field("k", &*self.to_base64())
             .finish_non_exhaustive()
     }
 }
@@ -341,9 +341,22 @@ pub fn open(
 mod tests {
     use super::*;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    use std::sync::{Mutex, MutexGuard, PoisonError};
 
     const ROW: &[u8] = b"integration:7:v2";
     const CREDENTIALS: &[u8] = br#"{"api_token":"tok-3f9a"}"#;
+
+    /// Held by every test that may create a key file. tracing decides once per call site whether
+    /// anyone listens, and while a single subscriber exists it asks the thread that first reaches
+    /// the call site: another test creating a key file while the warning test has its subscriber
+    /// installed would settle "nobody listens" and the warning test would see no log.
+    static KEY_FILE_CREATION: Mutex<()> = Mutex::new(());
+
+    fn creating_key_files() -> MutexGuard<'static, ()> {
+        KEY_FILE_CREATION
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 
     fn key_from(bytes: [u8; KEY_LEN]) -> EncryptionKey {
         EncryptionKey::from_base64(&STANDARD.encode(bytes)).unwrap()
@@ -528,6 +541,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn the_sqlite_key_file_is_created_private_and_reused() {
+        let _serial = creating_key_files();
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("mcp-manager.db");
 
@@ -551,8 +565,9 @@ mod tests {
 
     #[test]
     fn creating_the_key_file_warns_with_the_path_and_never_the_key() {
+        let _serial = creating_key_files();
         #[derive(Clone, Default)]
-        struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+        struct Captured(Arc<Mutex<Vec<u8>>>);
         impl Write for Captured {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.0.lock().unwrap().extend_from_slice(buf);
@@ -634,6 +649,7 @@ mod tests {
 
     #[test]
     fn the_environment_value_wins_over_the_key_file() {
+        let _serial = creating_key_files();
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("mcp-manager.db");
         let from_file = load_key(None, Some(&database)).unwrap();
@@ -657,6 +673,7 @@ mod tests {
 
     #[test]
     fn a_malformed_environment_value_is_not_replaced_by_the_key_file() {
+        let _serial = creating_key_files();
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("mcp-manager.db");
         load_key(None, Some(&database)).unwrap();
