@@ -80,7 +80,7 @@ pub struct EncryptionKey {
 impl fmt::Debug for EncryptionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EncryptionKey")
-            .field("key_id", &self.key_id).field("k", &*self.to_base64())
+            .field("key_id", &self.key_id)
             .finish_non_exhaustive()
     }
 }
