@@ -56,6 +56,16 @@ pub async fn open(
     integration_id: i64,
     version: i64,
 ) -> Result<Map<String, Value>, SecretError> {
+    let sealed = load(conn, integration_id, version).await?;
+    unseal(key, integration_id, version, &sealed)
+}
+
+/// Reads one sealed version of an integration's credentials (still encrypted).
+pub async fn load(
+    conn: &mut AnyConnection,
+    integration_id: i64,
+    version: i64,
+) -> Result<SealedSecret, SecretError> {
     let row = sqlx::query(
         "select key_id, nonce, ciphertext from integration_secrets \
          where integration_id = $1 and version = $2",
@@ -68,12 +78,21 @@ pub async fn open(
         integration_id,
         version,
     })?;
-    let sealed = SealedSecret {
+    Ok(SealedSecret {
         key_id: row.try_get(0)?,
         nonce: row.try_get(1)?,
         ciphertext: row.try_get(2)?,
-    };
-    let plaintext = crypto::open(key, identity(integration_id, version).as_bytes(), &sealed)?;
+    })
+}
+
+/// Decrypts a sealed version of an integration's credentials.
+pub fn unseal(
+    key: &EncryptionKey,
+    integration_id: i64,
+    version: i64,
+    sealed: &SealedSecret,
+) -> Result<Map<String, Value>, SecretError> {
+    let plaintext = crypto::open(key, identity(integration_id, version).as_bytes(), sealed)?;
     match serde_json::from_slice(&plaintext) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(SecretError::NotAnObject),

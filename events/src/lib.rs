@@ -7,6 +7,7 @@
 pub mod db;
 pub mod envelope;
 pub mod hash;
+pub mod memory;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -16,6 +17,7 @@ pub mod vocabulary;
 
 pub use db::{Backend, Database, DbOptions};
 pub use envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};
+pub use memory::{StreamMemory, ValidAt};
 pub use store::{AppendError, EventStore, Savepoint, StoreError, VerifyOutcome, WriteTx};
 pub use time::Timestamp;
 pub use vocabulary::*;

@@ -7,12 +7,12 @@
 use crate::db::{Backend, Database};
 use crate::envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};
 use crate::hash::{chain_hash, ChainFields, GENESIS};
+use crate::memory::StreamMemory;
 use crate::time::Timestamp;
 use crate::vocabulary::{DecodeError, DomainEvent};
 use futures::stream::{self, Stream};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
-use std::collections::HashMap;
 
 /// The name of the unique constraint that backs the expected-version check.
 pub const STREAM_VERSION_CONSTRAINT: &str = "events_stream_version_key";
@@ -73,6 +73,15 @@ impl EventStore {
     /// Opens a write transaction holding the ledger lock. Run it to completion on a task of its
     /// own: a dropped `WriteTx` rolls back, but only a finished one releases the lock promptly.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        self.begin_write_remembering(StreamMemory::default()).await
+    }
+
+    /// Like `begin_write`, resuming what an earlier transaction of this writer remembered of
+    /// its streams (`WriteTx::commit_remembering`); the memory is dropped if the head moved.
+    pub async fn begin_write_remembering(
+        &self,
+        mut memory: StreamMemory,
+    ) -> Result<WriteTx, StoreError> {
         let pool = self.db.pool();
         let (mut tx, head_query) = match self.db.backend() {
             Backend::Sqlite => (
@@ -85,12 +94,14 @@ impl EventStore {
             ),
         };
         let row = sqlx::query(head_query).fetch_one(&mut *tx).await?;
+        let position = row.try_get(0)?;
+        memory.resume_at(position);
         Ok(WriteTx {
             tx,
             backend: self.db.backend(),
-            position: row.try_get(0)?,
+            position,
             hash: row.try_get(1)?,
-            versions: HashMap::new(),
+            memory,
             pending: Vec::new(),
         })
     }
@@ -339,9 +350,9 @@ pub struct WriteTx {
     backend: Backend,
     position: i64,
     hash: String,
-    /// Stream versions this transaction has read or written: under the ledger lock nobody
-    /// else can move them, so they need not be read again.
-    versions: HashMap<String, i64>,
+    /// Stream versions (and short streams' events) this writer has read or written: under the
+    /// ledger lock nobody else can move them, so they need not be read again.
+    memory: StreamMemory,
     pending: Vec<RawEvent>,
 }
 
@@ -369,9 +380,10 @@ impl WriteTx {
         self.position
     }
 
+    /// A stream's current version as this transaction sees it (0 when it has no events).
     pub async fn stream_version(&mut self, stream: &StreamId) -> Result<i64, StoreError> {
-        if let Some(version) = self.versions.get(stream.as_str()) {
-            return Ok(*version);
+        if let Some(version) = self.memory.version(stream.as_str()) {
+            return Ok(version);
         }
         let version: Option<i64> =
             sqlx::query_scalar("select max(stream_version) from events where stream_id = $1")
@@ -379,7 +391,7 @@ impl WriteTx {
                 .fetch_one(&mut *self.tx)
                 .await?;
         let version = version.unwrap_or(0);
-        self.versions.insert(stream.as_str().to_owned(), version);
+        self.memory.set_version(stream.as_str(), version);
         Ok(version)
     }
 
@@ -388,6 +400,9 @@ impl WriteTx {
         &mut self,
         stream: &StreamId,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if let Some(events) = self.memory.events(stream.as_str()) {
+            return Ok(events.to_vec());
+        }
         let rows = sqlx::query(
             "select position, stream_id, stream_version, event_type, event_version, payload, \
              metadata, recorded_at, prev_hash, hash from events where stream_id = $1 \
@@ -407,8 +422,7 @@ impl WriteTx {
         {
             events.push(decode(raw)?);
         }
-        let version = events.last().map_or(0, |e| e.stream_version);
-        self.versions.insert(stream.as_str().to_owned(), version);
+        self.memory.read(stream.as_str(), &events);
         Ok(events)
     }
 
@@ -472,8 +486,7 @@ impl WriteTx {
                 recorded_at,
             });
         }
-        self.versions
-            .insert(stream.as_str().to_owned(), actual + events.len() as i64);
+        self.memory.appended(stream.as_str(), &recorded);
         Ok(recorded)
     }
 
@@ -574,13 +587,18 @@ impl WriteTx {
         self.position = savepoint.position;
         self.hash = savepoint.hash;
         self.pending.truncate(savepoint.pending);
-        self.versions.clear();
+        self.memory.forget();
         Ok(())
     }
 
     /// Writes the appended events, moves the chain head and commits: every append of this
     /// transaction becomes visible at once.
-    pub async fn commit(mut self) -> Result<(), AppendError> {
+    pub async fn commit(self) -> Result<(), AppendError> {
+        self.commit_remembering().await.map(drop)
+    }
+
+    /// Commits and hands back what this transaction knew of its streams, for the next one.
+    pub async fn commit_remembering(mut self) -> Result<StreamMemory, AppendError> {
         self.write_pending().await?;
         sqlx::query("update ledger_head set position = $1, hash = $2 where id = 1")
             .bind(self.position)
@@ -588,7 +606,14 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
-        Ok(())
+        self.memory.committed_at(self.position);
+        Ok(self.memory)
+    }
+
+    /// Declares a stream whose id was just drawn at random (so it cannot exist) without asking
+    /// the database; the unique `(stream_id, stream_version)` constraint stays the backstop.
+    pub fn claim_new_stream(&mut self, stream: &StreamId) {
+        self.memory.new_stream(stream.as_str());
     }
 
     pub async fn rollback(self) -> Result<(), StoreError> {

@@ -253,7 +253,59 @@ async fn an_abandoned_write_transaction_does_not_block_writers(backend: Backend)
     assert_eq!(next.unwrap(), 1);
 }
 
+/// A writer's memory of streams carries over to its next transaction only while the head is
+/// where it left it.
+async fn stream_memory_is_dropped_when_someone_else_appends(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = EventStore::new(db.connect().await);
+    let stream = StreamId::user(1);
+    let meta = Metadata::actor("test");
+
+    let mut tx = store.begin_write().await.unwrap();
+    let events = tx.read_stream(&stream).await.unwrap();
+    assert!(events.is_empty());
+    tx.append(
+        &stream,
+        ExpectedVersion::NoStream,
+        &[disabled(1)],
+        &meta,
+        now(),
+    )
+    .await
+    .unwrap();
+    let memory = tx.commit_remembering().await.unwrap();
+
+    // Nobody else wrote: the next transaction knows the stream without asking.
+    let mut tx = store.begin_write_remembering(memory).await.unwrap();
+    assert_eq!(tx.read_stream(&stream).await.unwrap().len(), 1);
+    assert_eq!(tx.stream_version(&stream).await.unwrap(), 1);
+    let memory = tx.commit_remembering().await.unwrap();
+
+    // Another writer appends; the remembered version 1 must not be trusted any more.
+    append_one(&store, &stream, ExpectedVersion::Exact(1))
+        .await
+        .unwrap();
+    let mut tx = store.begin_write_remembering(memory).await.unwrap();
+    assert_eq!(tx.stream_version(&stream).await.unwrap(), 2);
+    let refused = tx
+        .append(
+            &stream,
+            ExpectedVersion::Exact(1),
+            &[disabled(1)],
+            &meta,
+            now(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::Conflict { actual: 2, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(tx.read_stream(&stream).await.unwrap().len(), 2);
+    tx.rollback().await.unwrap();
+}
+
 both_backends! {
+    stream_memory => stream_memory_is_dropped_when_someone_else_appends,
     concurrent_writers_on_one_stream => concurrent_writers_on_one_stream_exactly_one_wins,
     concurrent_appends_to_many_streams => concurrent_appends_to_many_streams_leave_no_gap,
     immutability => events_cannot_be_updated_or_deleted,

@@ -7,20 +7,42 @@
 //! Commands therefore read tokens and leases through this batch (`token_by_hash`, `get`), never
 //! straight from SQL. Rolling a command back to its savepoint replays an undo log over the
 //! cache and drops the audit records it added; the savepoint undoes its written-through rows.
+//!
+//! The writer keeps the cache from one transaction to the next while nobody else appends: it is
+//! tied to the head position of the last commit and dropped when a transaction starts anywhere
+//! else (another process wrote), when a commit fails, or when it grows too large.
 
-use crate::rows::{AuditRow, Cell, LeaseRow, TableRow, TokenRow};
+use crate::rows::{AuditRow, Cell, IntegrationRow, LeaseRow, MembershipRow, TableRow, TokenRow};
 use crate::store::{bulk_insert, bulk_upsert, Rows, SqlRows};
-use mcp_events::RecordedEvent;
+use mcp_events::{RecordedEvent, ValidAt};
 use sqlx::AnyConnection;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Above this many cached rows the cache is dropped after a commit (bounded memory).
+const MAX_CACHED_ROWS: usize = 200_000;
 
 type Key = (&'static str, Vec<Cell>);
 /// A cache entry as it was before a command changed it: (key, previous entry, was dirty).
 type Undo = (Key, Option<Option<Vec<Cell>>>, bool);
 
+/// What a user may draw credentials from: memberships (with organization names) and the active
+/// integrations of the user and their organizations, as `queries` reads them.
+#[derive(Debug, Clone)]
+pub struct UserAccess {
+    pub memberships: Vec<(MembershipRow, String)>,
+    pub candidates: Vec<IntegrationRow>,
+}
+
 #[derive(Default)]
 pub struct InlineBatch {
+    /// The head position the cache is valid at, between transactions.
+    valid_at: ValidAt,
     cache: HashMap<Key, Option<Vec<Cell>>>,
+    /// Token keys by token hash (a token's hash never changes).
+    token_keys: HashMap<String, Key>,
+    /// Users' access, dropped whenever a written-through (directory) table changes.
+    access: HashMap<i64, Arc<UserAccess>>,
     /// Cached rows not yet written (tokens and leases only).
     dirty: HashSet<Key>,
     audit: Vec<Vec<Cell>>,
@@ -39,6 +61,28 @@ fn deferred(table: &str) -> bool {
 pub struct Mark(usize);
 
 impl InlineBatch {
+    /// Starts a transaction at `head`: the cache survives only if it was left there.
+    pub fn resume_at(&mut self, head: i64) {
+        if !self.valid_at.resume_at(head) {
+            self.forget();
+        }
+        self.undo.clear();
+        self.table_writes_refused = false;
+    }
+
+    /// Marks the cache valid at `head`, just after a commit (everything buffered is written).
+    pub fn committed_at(&mut self, head: i64) {
+        if self.cache.len() > MAX_CACHED_ROWS {
+            self.forget();
+        }
+        self.valid_at.committed_at(head);
+    }
+
+    /// Drops everything cached (after a failed commit, or when another writer moved the head).
+    pub fn forget(&mut self) {
+        *self = Self::default();
+    }
+
     /// Whether the running command may write the written-through tables (see `Command`).
     pub fn allow_table_writes(&mut self, allowed: bool) {
         self.table_writes_refused = !allowed;
@@ -54,6 +98,7 @@ impl InlineBatch {
     /// undone by the savepoint).
     pub fn rollback(&mut self, mark: Mark) {
         self.audit.truncate(mark.0);
+        self.access.clear();
         while let Some((key, previous, was_dirty)) = self.undo.pop() {
             match previous {
                 Some(entry) => self.cache.insert(key.clone(), entry),
@@ -89,26 +134,42 @@ impl InlineBatch {
         conn: &mut AnyConnection,
         token_hash: &str,
     ) -> Result<Option<TokenRow>, sqlx::Error> {
-        let cached = self.cache.iter().find_map(|((table, _), row)| match row {
-            Some(cells) if *table == TokenRow::TABLE => {
-                let token = TokenRow::from_cells(cells.clone());
-                (token.token_hash == token_hash).then_some(token)
-            }
-            _ => None,
-        });
-        if cached.is_some() {
-            return Ok(cached);
+        if let Some(entry) = self
+            .token_keys
+            .get(token_hash)
+            .and_then(|k| self.cache.get(k))
+        {
+            return Ok(entry.clone().map(TokenRow::from_cells));
         }
         let row = crate::queries::token_by_hash(conn, token_hash).await?;
         if let Some(token) = &row {
-            // A cached version of that token (changed in this batch) wins over the stored one.
             let key = (TokenRow::TABLE, token.key());
+            self.token_keys
+                .insert(token.token_hash.clone(), key.clone());
+            // A cached version of that token (changed in this batch) wins over the stored one.
             if let Some(cached) = self.cache.get(&key) {
                 return Ok(cached.clone().map(TokenRow::from_cells));
             }
             self.cache.insert(key, Some(token.cells()));
         }
         Ok(row)
+    }
+
+    /// A user's memberships and candidate integrations, as this batch sees them.
+    pub async fn access_of(
+        &mut self,
+        conn: &mut AnyConnection,
+        user_id: i64,
+    ) -> Result<Arc<UserAccess>, sqlx::Error> {
+        if let Some(access) = self.access.get(&user_id) {
+            return Ok(access.clone());
+        }
+        let access = Arc::new(UserAccess {
+            memberships: crate::queries::memberships_of_user(&mut *conn, user_id).await?,
+            candidates: crate::queries::candidate_integrations(conn, user_id).await?,
+        });
+        self.access.insert(user_id, access.clone());
+        Ok(access)
     }
 
     /// A row by primary key, as this batch sees it.
@@ -194,7 +255,12 @@ impl Rows for CachedRows<'_, '_> {
             self.batch.dirty.insert(key.clone());
         } else {
             self.batch.check_table_write(R::TABLE)?;
+            self.batch.access.clear();
             self.sql.put(row).await?;
+        }
+        if R::TABLE == TokenRow::TABLE && !self.batch.cache.contains_key(&key) {
+            let token = TokenRow::from_cells(cells.clone());
+            self.batch.token_keys.insert(token.token_hash, key.clone());
         }
         self.batch.cache.insert(key, Some(cells));
         Ok(())
@@ -203,6 +269,7 @@ impl Rows for CachedRows<'_, '_> {
     async fn delete<R: TableRow>(&mut self, key: Vec<Cell>) -> Result<(), sqlx::Error> {
         assert!(!deferred(R::TABLE), "tokens and leases are never deleted");
         self.batch.check_table_write(R::TABLE)?;
+        self.batch.access.clear();
         self.sql.delete::<R>(key.clone()).await?;
         let key = (R::TABLE, key);
         self.batch.remember(&key);

@@ -12,6 +12,6 @@ pub mod rows;
 pub mod schema;
 pub mod store;
 
-pub use inline::InlineBatch;
+pub use inline::{InlineBatch, UserAccess};
 pub use replay::{check, rebuild, CheckOutcome, ReplayError, ReplayReport};
 pub use schema::{ensure, set_checkpoints};

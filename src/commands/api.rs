@@ -12,8 +12,8 @@ use crate::resolve;
 use crate::tokens::{hashes_match, token_state};
 use crate::validate::new_lease_id;
 use mcp_events::{ExpectedVersion, Metadata, ResolvedService, Role, StreamId, Timestamp};
-use mcp_projections::queries;
 use mcp_projections::rows::{Cell, LeaseRow, UserRow};
+use mcp_projections::UserAccess;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -256,26 +256,29 @@ async fn record_anonymous_failure(
     Ok(())
 }
 
-async fn roles_of(ctx: &mut Ctx, user_id: i64) -> Result<Vec<(i64, String, Role)>, CommandError> {
-    let memberships = queries::memberships_of_user(ctx.conn(), user_id).await?;
-    Ok(memberships
-        .into_iter()
-        .filter_map(|(m, name)| Role::parse(&m.role).map(|role| (m.organization_id, name, role)))
-        .collect())
+fn roles_of(access: &UserAccess) -> Vec<(i64, String, Role)> {
+    access
+        .memberships
+        .iter()
+        .filter_map(|(m, name)| {
+            Role::parse(&m.role).map(|role| (m.organization_id, name.clone(), role))
+        })
+        .collect()
 }
 
 async fn me(ctx: &mut Ctx, user_id: i64) -> Result<MeView, CommandError> {
-    let user = queries::user(ctx.conn(), user_id)
+    let user = ctx
+        .row::<UserRow>(Cell::Int(Some(user_id)))
         .await?
         .ok_or_else(|| CommandError::Internal(format!("token owner {user_id} is missing")))?;
-    let organizations = roles_of(ctx, user_id).await?;
+    let access = ctx.access_of(user_id).await?;
+    let organizations = roles_of(&access);
     let roles: BTreeMap<i64, Role> = organizations.iter().map(|(id, _, r)| (*id, *r)).collect();
-    let candidates = queries::candidate_integrations(ctx.conn(), user_id).await?;
     Ok(MeView {
         user_id,
         email: user.email,
         name: user.name,
-        available_services: resolve::available_services(user_id, &roles, &candidates),
+        available_services: resolve::available_services(user_id, &roles, &access.candidates),
         organizations: organizations
             .into_iter()
             .map(|(id, name, role)| OrganizationView {
@@ -293,13 +296,13 @@ async fn create_lease(
     request: LeaseRequest,
     metadata: &Metadata,
 ) -> Result<Result<ApiReply, ApiRefusal>, CommandError> {
-    let roles: BTreeMap<i64, Role> = roles_of(ctx, user_id)
-        .await?
+    let access = ctx.access_of(user_id).await?;
+    let roles: BTreeMap<i64, Role> = roles_of(&access)
         .into_iter()
         .map(|(id, _, role)| (id, role))
         .collect();
-    let candidates = queries::candidate_integrations(ctx.conn(), user_id).await?;
-    let (resolved, missing) = resolve::resolve(user_id, &roles, &candidates, &request.services);
+    let (resolved, missing) =
+        resolve::resolve(user_id, &roles, &access.candidates, &request.services);
     let lease_id = new_lease_id();
     let new = NewLease {
         lease_id: lease_id.clone(),
@@ -325,12 +328,7 @@ async fn create_lease(
         credentials.insert(service.service.clone(), Value::Object(secret));
     }
     let recorded = ctx
-        .append(
-            &StreamId::lease(&lease_id),
-            ExpectedVersion::NoStream,
-            &events,
-            metadata,
-        )
+        .append_to_new_stream(&StreamId::lease(&lease_id), &events, metadata)
         .await?;
     let (expires_at, renewable, scope) = match &recorded[0].event {
         mcp_events::DomainEvent::LeaseCreated {

@@ -1,5 +1,6 @@
 //! What a command sees while it runs: the write transaction, the clock reading, the key, the policy.
 
+use super::secret_cache::SecretCache;
 use super::{LeasePolicy, Shared};
 use crate::commands::CommandError;
 use crate::domain::{Aggregate, DomainError};
@@ -9,6 +10,7 @@ use mcp_events::{
     Timestamp, WriteTx,
 };
 use mcp_projections::rows::{Cell, TableRow, TokenRow};
+use mcp_projections::UserAccess;
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub enum IdTable {
 pub struct Ctx {
     pub(super) tx: WriteTx,
     pub(super) inline: mcp_projections::InlineBatch,
+    pub(super) secrets: SecretCache,
     pub(super) now: Timestamp,
     pub(super) shared: Arc<Shared>,
 }
@@ -63,7 +66,23 @@ impl Ctx {
         integration_id: i64,
         version: i64,
     ) -> Result<Map<String, Value>, SecretError> {
-        secrets::open(self.tx.conn(), &self.shared.key, integration_id, version).await
+        if self.secrets.get(integration_id, version).is_none() {
+            let sealed = secrets::load(self.tx.conn(), integration_id, version).await?;
+            self.secrets.insert(integration_id, version, sealed);
+        }
+        let sealed = self
+            .secrets
+            .get(integration_id, version)
+            .ok_or(SecretError::Missing {
+                integration_id,
+                version,
+            })?;
+        secrets::unseal(&self.shared.key, integration_id, version, sealed)
+    }
+
+    /// A user's memberships and candidate integrations, as this batch sees them.
+    pub async fn access_of(&mut self, user_id: i64) -> Result<Arc<UserAccess>, StoreError> {
+        Ok(self.inline.access_of(self.tx.conn(), user_id).await?)
     }
 
     /// The transaction's connection, for reads that must see this batch's writes.
@@ -108,6 +127,19 @@ impl Ctx {
         self.append(stream, ExpectedVersion::Exact(version), &events, metadata)
             .await?;
         Ok(state)
+    }
+
+    /// Appends the first events of a stream whose id the caller just drew at random (so it
+    /// cannot exist yet), without asking the database whether it does.
+    pub async fn append_to_new_stream(
+        &mut self,
+        stream: &StreamId,
+        events: &[DomainEvent],
+        metadata: &Metadata,
+    ) -> Result<Vec<RecordedEvent>, AppendError> {
+        self.tx.claim_new_stream(stream);
+        self.append(stream, ExpectedVersion::NoStream, events, metadata)
+            .await
     }
 
     /// Appends to one stream and updates the projections in the same transaction.

@@ -1,9 +1,12 @@
 //! The writer task: drains queued commands into batches and runs each batch in one transaction.
 
+use super::secret_cache::SecretCache;
 use super::{Ctx, Shared};
 use crate::commands::{Command, CommandError};
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use mcp_events::StreamMemory;
+use mcp_projections::InlineBatch;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -46,82 +49,136 @@ impl Job {
     }
 }
 
+/// What the writer carries from one batch to the next. It is only ever used while the log's head
+/// is where the last commit left it: a batch that starts anywhere else (another process
+/// appended) or fails drops it.
+#[derive(Default)]
+pub(super) struct Memory {
+    streams: StreamMemory,
+    inline: InlineBatch,
+    secrets: SecretCache,
+}
+
 pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
+    let mut memory = Memory::default();
     while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        if let Err(error) = run_batch(&shared, batch).await {
+        let started = std::time::Instant::now();
+        let (result, size) = run_batch(&shared, first, &mut queue, &mut memory).await;
+        tracing::trace!(size, micros = started.elapsed().as_micros() as u64, "batch");
+        if let Err(error) = result {
+            memory = Memory::default();
             tracing::error!(%error, "a command batch failed");
         }
     }
 }
 
-/// Runs a batch; any job not delivered (dropped) is answered `Unavailable` by its channel.
+/// Runs a batch: the first job, and every job queued by the time the ledger lock is taken (so
+/// commands that arrive while a batch commits share the next one). Any job not delivered
+/// (dropped) is answered `Unavailable` by its channel.
 ///
 /// Each command runs behind a savepoint, so a failing one is undone without touching the others.
 /// For request commands the savepoint is in memory only (their writes are deferred to commit);
 /// commands that write other tables get a SQL savepoint as well.
-async fn run_batch(shared: &Arc<Shared>, batch: Vec<Job>) -> Result<(), CommandError> {
-    let tx = shared.store.begin_write().await?;
+async fn run_batch(
+    shared: &Arc<Shared>,
+    first: Job,
+    queue: &mut mpsc::Receiver<Job>,
+    memory: &mut Memory,
+) -> (Result<(), CommandError>, usize) {
+    let streams = std::mem::take(&mut memory.streams);
+    let tx = match shared.store.begin_write_remembering(streams).await {
+        Ok(tx) => tx,
+        Err(error) => return (Err(error.into()), 1),
+    };
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    let size = batch.len();
+    let mut inline = std::mem::take(&mut memory.inline);
+    let mut secrets = std::mem::take(&mut memory.secrets);
+    inline.resume_at(tx.position());
+    secrets.resume_at(tx.position());
     let mut ctx = Ctx {
         tx,
-        inline: mcp_projections::InlineBatch::default(),
+        inline,
+        secrets,
         now: shared.clock.now(),
         shared: shared.clone(),
     };
-    let count = batch.len();
-    let mut deliveries = Vec::with_capacity(count);
-    if count == 1 {
+    let mut deliveries = Vec::with_capacity(size);
+    if size == 1 {
         let job = batch.into_iter().next().expect("one job");
         let (succeeded, delivery) = (job.run)(&mut ctx).await;
         if !succeeded {
-            ctx.tx.rollback().await?;
+            // Nothing to keep: roll back, and forget what the command may have cached.
+            let result = ctx.tx.rollback().await.map_err(CommandError::from);
             delivery(Ok(()));
-            return Ok(());
+            return (result, size);
         }
         deliveries.push(delivery);
     } else {
         for job in batch {
-            ctx.now = shared.clock.now();
-            let savepoint = if job.writes_tables {
-                ctx.tx.savepoint().await?
-            } else {
-                ctx.tx.mark()
-            };
-            ctx.inline.allow_table_writes(job.writes_tables);
-            let mark = ctx.inline.mark();
-            let (succeeded, delivery) = (job.run)(&mut ctx).await;
-            if succeeded {
-                ctx.tx.release(savepoint).await?;
-            } else {
-                ctx.inline.rollback(mark);
-                ctx.tx.rollback_to(savepoint).await?;
+            if let Err(error) = run_job(&mut ctx, job, &mut deliveries).await {
+                return (Err(error), size);
             }
-            deliveries.push(delivery);
         }
     }
-    let Ctx {
-        mut tx, mut inline, ..
-    } = ctx;
-    let position = tx.position();
-    let committed = async move {
-        inline.flush(tx.conn()).await?;
-        mcp_projections::set_checkpoints(tx.conn(), position).await?;
-        tx.commit().await?;
-        Ok::<_, CommandError>(())
-    }
-    .await;
-    let failure = committed.as_ref().err().map(|e| e.to_string());
+    let result = commit(ctx, memory).await;
+    let failure = result.as_ref().err().map(|e| e.to_string());
     for delivery in deliveries {
         delivery(match &failure {
             None => Ok(()),
             Some(message) => Err(CommandError::Internal(format!("commit failed: {message}"))),
         });
     }
-    committed
+    (result, size)
+}
+
+/// Runs one job of a batch behind its savepoint; an error here fails the whole batch.
+async fn run_job(
+    ctx: &mut Ctx,
+    job: Job,
+    deliveries: &mut Vec<Delivery>,
+) -> Result<(), CommandError> {
+    ctx.now = ctx.shared.clock.now();
+    let savepoint = if job.writes_tables {
+        ctx.tx.savepoint().await?
+    } else {
+        ctx.tx.mark()
+    };
+    ctx.inline.allow_table_writes(job.writes_tables);
+    let mark = ctx.inline.mark();
+    let (succeeded, delivery) = (job.run)(ctx).await;
+    deliveries.push(delivery);
+    if succeeded {
+        ctx.tx.release(savepoint).await?;
+    } else {
+        ctx.inline.rollback(mark);
+        ctx.secrets.forget();
+        ctx.tx.rollback_to(savepoint).await?;
+    }
+    Ok(())
+}
+
+/// Writes the deferred rows and checkpoints and commits; on success the memory carries on.
+async fn commit(ctx: Ctx, memory: &mut Memory) -> Result<(), CommandError> {
+    let Ctx {
+        mut tx,
+        mut inline,
+        mut secrets,
+        ..
+    } = ctx;
+    let position = tx.position();
+    inline.flush(tx.conn()).await?;
+    mcp_projections::set_checkpoints(tx.conn(), position).await?;
+    memory.streams = tx.commit_remembering().await?;
+    inline.committed_at(position);
+    secrets.committed_at(position);
+    memory.inline = inline;
+    memory.secrets = secrets;
+    Ok(())
 }
