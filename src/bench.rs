@@ -159,12 +159,18 @@ pub async fn run(_settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
         }
         if args.events > 0 {
             let db = Throwaway::new(backend, &args.postgres_url).await?;
-            let (decode, check, rebuild) = replay(&db.url, args.events).await?;
+            let (decode, fold, check, rebuild) = replay(&db.url, args.events).await?;
             println!(
                 "{:<10} {:<44} {:>10.0} /s",
                 backend.name(),
                 format!("read + decode only: {} events", args.events),
                 decode
+            );
+            println!(
+                "{:<10} {:<44} {:>10.0} /s",
+                backend.name(),
+                format!("read + decode + fold: {} events", args.events),
+                fold
             );
             println!(
                 "{:<10} {:<44} {:>10.0} /s",
@@ -283,8 +289,9 @@ async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result
 }
 
 /// Generates a log of `events` events (token uses and leases that are created, renewed four
-/// times and revoked), then times `check` and `rebuild`. Returns events per second of each.
-async fn replay(url: &str, events: usize) -> anyhow::Result<(f64, f64, f64)> {
+/// times and revoked), then times `rebuild`, `check`, reading and decoding alone, and reading,
+/// decoding and folding in memory (replay's first pass). Returns events per second of each.
+async fn replay(url: &str, events: usize) -> anyhow::Result<(f64, f64, f64, f64)> {
     let store = EventStore::new(Database::connect(url, &DbOptions::default()).await?);
     mcp_projections::ensure(&store).await?;
     generate(&store, events).await?;
@@ -314,8 +321,11 @@ async fn replay(url: &str, events: usize) -> anyhow::Result<(f64, f64, f64)> {
     }
     anyhow::ensure!(read as i64 == total, "read {read} of {total} events");
     let decode = rate(started);
+    let started = Instant::now();
+    mcp_projections::fold_only(&store, &mut |_, _| {}).await?;
+    let fold = rate(started);
     store.database().close().await;
-    Ok((decode, check, rebuild))
+    Ok((decode, fold, check, rebuild))
 }
 
 async fn generate(store: &EventStore, events: usize) -> anyhow::Result<()> {

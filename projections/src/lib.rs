@@ -13,5 +13,5 @@ pub mod schema;
 pub mod store;
 
 pub use inline::{InlineBatch, UserAccess};
-pub use replay::{check, rebuild, CheckOutcome, ReplayError, ReplayReport};
+pub use replay::{check, fold_only, rebuild, CheckOutcome, ReplayError, ReplayReport};
 pub use schema::{ensure, set_checkpoints};
