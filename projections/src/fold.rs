@@ -33,10 +33,10 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             .await?
         }
         DomainEvent::UserDisabled { user_id } => {
-            if let Some(mut user) = rows.get::<UserRow>(int(*user_id)).await? {
+            rows.update::<UserRow>(int(*user_id), |user| {
                 user.disabled = true;
-                rows.put(user).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::OrganizationCreated {
             organization_id,
@@ -68,10 +68,10 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             role,
         } => {
             let key = [int(*organization_id), int(*user_id)].concat();
-            if let Some(mut membership) = rows.get::<MembershipRow>(key).await? {
+            rows.update::<MembershipRow>(key, |membership| {
                 membership.role = role.as_str().to_owned();
-                rows.put(membership).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::MembershipRemoved {
             organization_id,
@@ -111,29 +111,29 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             integration_id,
             secret_version,
         } => {
-            if let Some(mut integration) = rows.get::<IntegrationRow>(int(*integration_id)).await? {
+            rows.update::<IntegrationRow>(int(*integration_id), |integration| {
                 integration.secret_version = *secret_version;
                 integration.updated_at = at;
-                rows.put(integration).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::IntegrationStatusChanged {
             integration_id,
             status,
         } => {
-            if let Some(mut integration) = rows.get::<IntegrationRow>(int(*integration_id)).await? {
+            rows.update::<IntegrationRow>(int(*integration_id), |integration| {
                 integration.status = status.as_str().to_owned();
                 integration.updated_at = at;
-                rows.put(integration).await?;
-            }
+            })
+            .await?
         }
         // Kept as a row with status `removed`, so its id is never handed out again.
         DomainEvent::IntegrationRemoved { integration_id } => {
-            if let Some(mut integration) = rows.get::<IntegrationRow>(int(*integration_id)).await? {
+            rows.update::<IntegrationRow>(int(*integration_id), |integration| {
                 integration.status = "removed".to_owned();
                 integration.updated_at = at;
-                rows.put(integration).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::TokenIssued {
             token_id,
@@ -159,28 +159,28 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             .await?
         }
         DomainEvent::TokenRevoked { token_id, .. } => {
-            if let Some(mut token) = rows.get::<TokenRow>(int(*token_id)).await? {
+            rows.update::<TokenRow>(int(*token_id), |token| {
                 token.revoked = true;
                 token.version = version;
-                rows.put(token).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::McpAuthSucceeded { token_id, at, .. } => {
-            if let Some(mut token) = rows.get::<TokenRow>(int(*token_id)).await? {
+            rows.update::<TokenRow>(int(*token_id), |token| {
                 token.usage_count += 1;
                 token.last_used_at = Some(at.as_micros());
                 token.version = version;
-                rows.put(token).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::McpAuthFailed {
             token_id: Some(token_id),
             ..
         } => {
-            if let Some(mut token) = rows.get::<TokenRow>(int(*token_id)).await? {
+            rows.update::<TokenRow>(int(*token_id), |token| {
                 token.version = version;
-                rows.put(token).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::McpAuthFailed { token_id: None, .. } => {}
         DomainEvent::LeaseCreated {
@@ -228,13 +228,13 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             expires_at,
             ..
         } => {
-            if let Some(mut lease) = rows.get::<LeaseRow>(text(lease_id)).await? {
+            rows.update::<LeaseRow>(text(lease_id), |lease| {
                 lease.renewal_count = *renewal_count;
                 lease.last_renewed_at = Some(renewed_at.as_micros());
                 lease.expires_at = expires_at.as_micros();
                 lease.version = version;
-                rows.put(lease).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::LeaseRevoked {
             lease_id,
@@ -242,23 +242,23 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             reason,
             ..
         } => {
-            if let Some(mut lease) = rows.get::<LeaseRow>(text(lease_id)).await? {
+            rows.update::<LeaseRow>(text(lease_id), |lease| {
                 lease.revoked_at = Some(revoked_at.as_micros());
                 lease.revoke_reason = reason.clone();
                 lease.version = version;
-                rows.put(lease).await?;
-            }
+            })
+            .await?
         }
         DomainEvent::LeaseExpired {
             lease_id,
             expired_at,
             ..
         } => {
-            if let Some(mut lease) = rows.get::<LeaseRow>(text(lease_id)).await? {
+            rows.update::<LeaseRow>(text(lease_id), |lease| {
                 lease.expired_at = Some(expired_at.as_micros());
                 lease.version = version;
-                rows.put(lease).await?;
-            }
+            })
+            .await?
         }
     }
     rows.put(audit_record(recorded)).await

@@ -43,11 +43,21 @@ pub enum CheckOutcome {
 /// Progress callback: `(events folded so far, events in the log)`.
 pub type Progress<'a> = dyn FnMut(i64, i64) + Send + 'a;
 
+/// Where the audit records of an in-memory fold go (the one table as long as the log).
+enum AuditSink<'c> {
+    /// Kept in memory, to compare with the live table.
+    Keep,
+    /// Written to the shadow table every `AUDIT_FLUSH` records.
+    Shadow(&'c mut AnyConnection),
+    /// Dropped every `AUDIT_FLUSH` records (replay's fold without its writes).
+    Discard,
+}
+
 async fn fold_in_memory(
     store: &EventStore,
     rows: &mut MemoryRows,
     after: i64,
-    mut shadow: Option<&mut AnyConnection>,
+    mut audit: AuditSink<'_>,
     progress: &mut Progress<'_>,
 ) -> Result<i64, ReplayError> {
     let (total, _) = store.head().await?;
@@ -58,9 +68,13 @@ async fn fold_in_memory(
             crate::fold::apply(rows, event).await?;
         }
         position = page.last().map_or(position, |e| e.position);
-        if let Some(conn) = shadow.as_deref_mut() {
-            if rows.row_count::<AuditRow>() >= AUDIT_FLUSH {
-                bulk_insert::<AuditRow>(conn, SHADOW, rows.take::<AuditRow>()).await?;
+        if rows.row_count::<AuditRow>() >= AUDIT_FLUSH {
+            match &mut audit {
+                AuditSink::Keep => {}
+                AuditSink::Shadow(conn) => {
+                    bulk_insert::<AuditRow>(conn, SHADOW, rows.take::<AuditRow>()).await?
+                }
+                AuditSink::Discard => drop(rows.take::<AuditRow>()),
             }
         }
         progress(position, total.max(position));
@@ -75,7 +89,7 @@ pub async fn fold_only(
     progress: &mut Progress<'_>,
 ) -> Result<ReplayReport, ReplayError> {
     let mut rows = MemoryRows::default();
-    let position = fold_in_memory(store, &mut rows, 0, None, progress).await?;
+    let position = fold_in_memory(store, &mut rows, 0, AuditSink::Discard, progress).await?;
     Ok(ReplayReport {
         events: position,
         position,
@@ -94,7 +108,14 @@ pub async fn rebuild(
 
     let started = std::time::Instant::now();
     let mut rows = MemoryRows::default();
-    let folded = fold_in_memory(store, &mut rows, 0, Some(&mut shadow), progress).await?;
+    let folded = fold_in_memory(
+        store,
+        &mut rows,
+        0,
+        AuditSink::Shadow(&mut shadow),
+        progress,
+    )
+    .await?;
     let folded_in = started.elapsed();
     write_shadow(&mut shadow, rows).await?;
     let written_in = started.elapsed() - folded_in;
@@ -158,9 +179,9 @@ pub async fn check(
     progress: &mut Progress<'_>,
 ) -> Result<CheckOutcome, ReplayError> {
     let mut rows = MemoryRows::default();
-    let folded = fold_in_memory(store, &mut rows, 0, None, progress).await?;
+    let folded = fold_in_memory(store, &mut rows, 0, AuditSink::Keep, progress).await?;
     let mut tx = store.begin_write().await?;
-    let position = fold_in_memory(store, &mut rows, folded, None, progress).await?;
+    let position = fold_in_memory(store, &mut rows, folded, AuditSink::Keep, progress).await?;
     let conn = tx.conn();
     let outcome = match first_difference(conn, &rows).await? {
         Some((table, description)) => CheckOutcome::Differs { table, description },

@@ -54,6 +54,17 @@ macro_rules! table_row {
                 vec![ $( ToCell::to_cell(&self.$field) ),+ ]
             }
 
+            /// The key columns only (the first `KEY_LEN` fields), without converting the rest.
+            fn key(&self) -> Vec<Cell> {
+                let mut key = Vec::with_capacity($key_len);
+                $(
+                    if key.len() < $key_len {
+                        key.push(ToCell::to_cell(&self.$field));
+                    }
+                )+
+                key
+            }
+
             fn from_cells(cells: Vec<Cell>) -> Self {
                 let mut cells = cells.into_iter();
                 $(

@@ -3,10 +3,11 @@
 //! The fold in `fold.rs` is written once against `Rows`; the inline path runs it on SQL tables in
 //! the append transaction, and replay runs it in memory and writes the result in bulk.
 
-use crate::rows::{Cell, TableRow};
+use crate::rows::{AuditRow, Cell, TableRow};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AssertSqlSafe};
+use std::any::Any as AnyValue;
 use std::collections::HashMap;
 
 /// Row access for the fold: get, put (insert or replace), delete, by primary key.
@@ -15,6 +16,19 @@ pub trait Rows {
     async fn get<R: TableRow>(&mut self, key: Vec<Cell>) -> Result<Option<R>, sqlx::Error>;
     async fn put<R: TableRow>(&mut self, row: R) -> Result<(), sqlx::Error>;
     async fn delete<R: TableRow>(&mut self, key: Vec<Cell>) -> Result<(), sqlx::Error>;
+
+    /// Changes a row, if there is one under `key`.
+    async fn update<R: TableRow>(
+        &mut self,
+        key: Vec<Cell>,
+        change: impl FnOnce(&mut R),
+    ) -> Result<(), sqlx::Error> {
+        if let Some(mut row) = self.get::<R>(key).await? {
+            change(&mut row);
+            self.put(row).await?;
+        }
+        Ok(())
+    }
 }
 
 pub fn bind_cells<'q>(
@@ -116,76 +130,108 @@ impl Rows for SqlRows<'_> {
     }
 }
 
-/// Rows in memory, by table and key. Audit records are append-only (keyed by a growing
+/// Rows in memory, typed, by table and key. Audit records are append-only (keyed by a growing
 /// position), so they are kept in a plain list.
-#[derive(Default, Debug)]
+#[derive(Default)]
 pub struct MemoryRows {
-    tables: HashMap<&'static str, HashMap<Vec<Cell>, Vec<Cell>>>,
-    audit: Vec<Vec<Cell>>,
+    /// `R::TABLE` → `Table<R>`.
+    tables: HashMap<&'static str, Box<dyn AnyValue + Send + Sync>>,
+    audit: Vec<AuditRow>,
 }
 
-fn is_audit<R: TableRow>() -> bool {
-    R::TABLE == crate::rows::AuditRow::TABLE
+type Table<R> = HashMap<Vec<Cell>, R>;
+
+impl std::fmt::Debug for MemoryRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRows")
+            .field("tables", &self.tables.keys().collect::<Vec<_>>())
+            .field("audit", &self.audit.len())
+            .finish()
+    }
 }
 
 impl MemoryRows {
-    /// Every row of one table, in key order.
-    pub fn rows<R: TableRow>(&self) -> Vec<R> {
-        let mut cells: Vec<Vec<Cell>> = if is_audit::<R>() {
-            self.audit.clone()
-        } else {
-            self.tables
-                .get(R::TABLE)
-                .map(|t| t.values().cloned().collect())
-                .unwrap_or_default()
-        };
-        cells.sort_by(|a, b| a[..R::KEY_LEN].cmp(&b[..R::KEY_LEN]));
-        cells.into_iter().map(R::from_cells).collect()
+    /// The audit list, if `R` is `AuditRow`.
+    fn audit_mut<R: TableRow>(&mut self) -> Option<&mut Vec<R>> {
+        (&mut self.audit as &mut dyn AnyValue).downcast_mut::<Vec<R>>()
     }
 
-    /// Takes every row of one table out (replay flushes the audit log in chunks this way).
+    fn table<R: TableRow>(&self) -> Option<&Table<R>> {
+        self.tables.get(R::TABLE)?.downcast_ref::<Table<R>>()
+    }
+
+    fn table_mut<R: TableRow>(&mut self) -> &mut Table<R> {
+        self.tables
+            .entry(R::TABLE)
+            .or_insert_with(|| Box::new(Table::<R>::new()))
+            .downcast_mut::<Table<R>>()
+            .expect("one row type per table")
+    }
+
+    /// Every row of one table, in key order.
+    pub fn rows<R: TableRow>(&self) -> Vec<R> {
+        let mut rows: Vec<R> = match (&self.audit as &dyn AnyValue).downcast_ref::<Vec<R>>() {
+            Some(audit) => audit.clone(),
+            None => self
+                .table::<R>()
+                .map(|t| t.values().cloned().collect())
+                .unwrap_or_default(),
+        };
+        rows.sort_by_cached_key(R::key);
+        rows
+    }
+
+    /// Takes every row of one table out as cells (replay writes them in bulk this way).
     pub fn take<R: TableRow>(&mut self) -> Vec<Vec<Cell>> {
-        if is_audit::<R>() {
-            return std::mem::take(&mut self.audit);
+        if let Some(audit) = self.audit_mut::<R>() {
+            return std::mem::take(audit).iter().map(R::cells).collect();
         }
         self.tables
             .remove(R::TABLE)
-            .map(|t| t.into_values().collect())
+            .and_then(|t| t.downcast::<Table<R>>().ok())
+            .map(|t| t.values().map(R::cells).collect())
             .unwrap_or_default()
     }
 
     pub fn row_count<R: TableRow>(&self) -> usize {
-        if is_audit::<R>() {
-            return self.audit.len();
+        if let Some(audit) = (&self.audit as &dyn AnyValue).downcast_ref::<Vec<R>>() {
+            return audit.len();
         }
-        self.tables.get(R::TABLE).map_or(0, HashMap::len)
+        self.table::<R>().map_or(0, HashMap::len)
     }
 }
 
 impl Rows for MemoryRows {
     async fn get<R: TableRow>(&mut self, key: Vec<Cell>) -> Result<Option<R>, sqlx::Error> {
-        Ok(self
-            .tables
-            .get(R::TABLE)
-            .and_then(|t| t.get(&key))
-            .cloned()
-            .map(R::from_cells))
+        Ok(self.table::<R>().and_then(|t| t.get(&key)).cloned())
     }
 
     async fn put<R: TableRow>(&mut self, row: R) -> Result<(), sqlx::Error> {
-        let cells = row.cells();
-        if is_audit::<R>() {
-            self.audit.push(cells);
+        if let Some(audit) = self.audit_mut::<R>() {
+            audit.push(row);
             return Ok(());
         }
-        let key = cells[..R::KEY_LEN].to_vec();
-        self.tables.entry(R::TABLE).or_default().insert(key, cells);
+        self.table_mut::<R>().insert(row.key(), row);
+        Ok(())
+    }
+
+    /// In place: no copy of the row, no new key.
+    async fn update<R: TableRow>(
+        &mut self,
+        key: Vec<Cell>,
+        change: impl FnOnce(&mut R),
+    ) -> Result<(), sqlx::Error> {
+        if let Some(row) = self.table_mut::<R>().get_mut(&key) {
+            change(row);
+        }
         Ok(())
     }
 
     async fn delete<R: TableRow>(&mut self, key: Vec<Cell>) -> Result<(), sqlx::Error> {
         if let Some(table) = self.tables.get_mut(R::TABLE) {
-            table.remove(&key);
+            if let Some(table) = table.downcast_mut::<Table<R>>() {
+                table.remove(&key);
+            }
         }
         Ok(())
     }
@@ -281,4 +327,75 @@ pub async fn load_all<R: TableRow>(
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(R::from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::{OrganizationRow, UserRow};
+
+    fn user(id: i64) -> UserRow {
+        UserRow {
+            id,
+            email: format!("u{id}@x.io"),
+            name: "U".into(),
+            disabled: false,
+            created_at: 0,
+        }
+    }
+
+    fn audit(position: i64) -> AuditRow {
+        AuditRow {
+            position,
+            user_id: None,
+            action: "user_registered".into(),
+            entity_type: "User".into(),
+            entity_id: position.to_string(),
+            ip: None,
+            user_agent: None,
+            details: "{}".into(),
+            created_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_rows_keep_each_table_typed_and_in_key_order() {
+        let mut rows = MemoryRows::default();
+        for id in [3, 1, 2] {
+            rows.put(user(id)).await.unwrap();
+        }
+        rows.put(audit(2)).await.unwrap();
+        rows.put(audit(1)).await.unwrap();
+        rows.update::<UserRow>(vec![Cell::Int(Some(2))], |u| u.disabled = true)
+            .await
+            .unwrap();
+        rows.update::<UserRow>(vec![Cell::Int(Some(9))], |u| u.disabled = true)
+            .await
+            .unwrap();
+        rows.delete::<UserRow>(vec![Cell::Int(Some(3))])
+            .await
+            .unwrap();
+
+        let users = rows.rows::<UserRow>();
+        assert_eq!(users.iter().map(|u| u.id).collect::<Vec<_>>(), [1, 2]);
+        assert!(users[1].disabled && !users[0].disabled);
+        assert_eq!(rows.row_count::<UserRow>(), 2);
+        assert_eq!(rows.row_count::<OrganizationRow>(), 0);
+        assert_eq!(
+            rows.rows::<AuditRow>()
+                .iter()
+                .map(|a| a.position)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let taken = rows.take::<AuditRow>();
+        assert_eq!(taken, vec![audit(2).cells(), audit(1).cells()]);
+        assert_eq!(rows.row_count::<AuditRow>(), 0);
+        assert_eq!(rows.take::<UserRow>().len(), 2);
+        assert!(rows
+            .get::<UserRow>(vec![Cell::Int(Some(1))])
+            .await
+            .unwrap()
+            .is_none());
+    }
 }
