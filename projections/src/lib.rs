@@ -8,6 +8,7 @@ pub mod fold;
 pub mod inline;
 pub mod queries;
 pub mod replay;
+mod replay_lock;
 pub mod rows;
 pub mod schema;
 pub mod store;

@@ -4,6 +4,7 @@
 //! tables, and the swap happens under the ledger lock after catching up with events that landed
 //! meanwhile, so a running server loses nothing. `check` changes nothing.
 
+use crate::replay_lock::ReplayLock;
 use crate::rows::*;
 use crate::schema::{create_tables, drop_tables, write_checkpoints, TABLES};
 use crate::store::{bulk_insert, load_all, MemoryRows, SqlRows};
@@ -23,6 +24,8 @@ pub enum ReplayError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Append(#[from] mcp_events::AppendError),
+    #[error(transparent)]
+    Lock(#[from] crate::replay_lock::LockError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +99,18 @@ pub async fn fold_only(
     })
 }
 
-/// Rebuilds every projection from the log and swaps the result in.
+/// Rebuilds every projection from the log and swaps the result in. Waits for any other rebuild
+/// of the same database to finish first.
 pub async fn rebuild(
+    store: &EventStore,
+    progress: &mut Progress<'_>,
+) -> Result<ReplayReport, ReplayError> {
+    let _lock = ReplayLock::acquire(store).await?;
+    rebuild_locked(store, progress).await
+}
+
+/// `rebuild`, for a caller that holds the replay lock.
+pub(crate) async fn rebuild_locked(
     store: &EventStore,
     progress: &mut Progress<'_>,
 ) -> Result<ReplayReport, ReplayError> {

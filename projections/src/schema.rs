@@ -83,30 +83,34 @@ pub(crate) async fn write_checkpoints(
 }
 
 /// Start-up: creates missing tables, and rebuilds from the log when a projection's version
-/// changed or its checkpoint is behind the log. Returns whether a rebuild ran.
+/// changed or its checkpoint is behind the log. Returns whether a rebuild ran. Replicas starting
+/// together take turns: the first rebuilds, the others then find the projections current.
 pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
-    let pool = store.database().pool();
-    let mut conn = pool.acquire().await?;
+    // Under the lock: PostgreSQL's `create table if not exists` is not safe against itself.
+    let _lock = crate::replay_lock::ReplayLock::acquire(store).await?;
+    let mut conn = store.database().pool().acquire().await?;
     create_tables(&mut conn, "").await?;
-    let rows = sqlx::query("select name, position, version from projection_checkpoints")
-        .fetch_all(&mut *conn)
-        .await?;
     drop(conn);
+    if current(store).await? {
+        return Ok(false);
+    }
+    tracing::warn!("projections are missing, outdated or behind the log: rebuilding");
+    crate::replay::rebuild_locked(store, &mut |_, _| {}).await?;
+    Ok(true)
+}
+
+/// Whether every projection is at its current version and checkpointed at the log's head.
+async fn current(store: &EventStore) -> Result<bool, crate::ReplayError> {
+    let rows = sqlx::query("select name, position, version from projection_checkpoints")
+        .fetch_all(store.database().pool())
+        .await?;
     let (head, _) = store.head().await?;
-    let current = PROJECTIONS.iter().all(|(name, version)| {
+    let all_current = PROJECTIONS.iter().all(|(name, version)| {
         rows.iter().any(|row| {
             row.try_get::<String, _>(0).ok().as_deref() == Some(*name)
                 && row.try_get::<i64, _>(1).ok() == Some(head)
                 && row.try_get::<i64, _>(2).ok() == Some(*version)
         })
     });
-    if current && rows.len() == PROJECTIONS.len() {
-        return Ok(false);
-    }
-    tracing::warn!(
-        head,
-        "projections are missing, outdated or behind the log: rebuilding"
-    );
-    crate::replay::rebuild(store, &mut |_, _| {}).await?;
-    Ok(true)
+    Ok(all_current && rows.len() == PROJECTIONS.len())
 }
