@@ -9,9 +9,9 @@ use crate::envelope::RecordedEvent;
 use std::collections::HashMap;
 
 /// Above this many remembered streams the memory is dropped after a commit (bounded memory).
-const MAX_STREAMS: usize = 100_000;
+const MAX_STREAMS: usize = 20_000;
 /// Streams longer than this are not kept as events (a token's stream grows with every use).
-const MAX_EVENTS_PER_STREAM: usize = 64;
+const MAX_EVENTS_PER_STREAM: usize = 32;
 
 /// Where a writer's memory is valid: the head position its last commit left, and only until the
 /// next transaction starts (a transaction that fails to commit leaves it unset).

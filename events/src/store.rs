@@ -143,41 +143,52 @@ impl EventStore {
         .await?)
     }
 
-    /// Every event after `after`, decoded, in position order, fetched a page at a time. The next
-    /// page is read and decoded on another task while the caller works on the current one.
+    /// Every event after `after`, decoded, in position order, fetched a page at a time. Pages
+    /// are fetched and decoded on other tasks while the caller works on the current one. On
+    /// PostgreSQL the server also produces page n+1 while page n is decoded; SQLite reads in
+    /// this process, where a second concurrent read only competes for the same cores.
     pub fn read_all(
         &self,
         after: i64,
     ) -> impl Stream<Item = Result<Vec<RecordedEvent>, StoreError>> + '_ {
         let (pages, receiver) = tokio::sync::mpsc::channel(2);
+        let overlap = self.db.backend() == Backend::Postgres;
         let store = self.clone();
+        let fetch = move |after: i64| {
+            let store = store.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                store.read_rows(after, PAGE_SIZE).await
+            }))
+        };
         let reader = tokio::spawn(async move {
-            let mut after = after;
+            let mut next = fetch(after);
             loop {
-                let page = match store.read_rows(after, PAGE_SIZE).await {
+                let page = match next.join().await {
                     Ok(page) => page,
                     Err(error) => {
                         let _ = pages.send(Err(error)).await;
                         return;
                     }
                 };
-                let decoded = page.iter().map(decode_row).collect::<Result<Vec<_>, _>>();
-                let Some(last) = decoded
-                    .as_ref()
-                    .ok()
-                    .and_then(|d| d.last())
-                    .map(|e| e.position)
-                else {
-                    if decoded.is_err() {
-                        let _ = pages.send(decoded).await;
+                let Some(last) = page.last() else { return };
+                let last: i64 = match last.try_get(0) {
+                    Ok(last) => last,
+                    Err(error) => {
+                        let _ = pages.send(Err(error.into())).await;
+                        return;
                     }
-                    return;
                 };
+                if overlap {
+                    next = fetch(last);
+                }
+                let decoded = page.iter().map(decode_row).collect::<Result<Vec<_>, _>>();
                 let failed = decoded.is_err();
                 if pages.send(decoded).await.is_err() || failed {
                     return;
                 }
-                after = last;
+                if !overlap {
+                    next = fetch(last);
+                }
             }
         });
         let guard = AbortOnDrop(reader);
@@ -221,10 +232,19 @@ impl EventStore {
     }
 }
 
-/// Stops the page reader when the consumer stops reading.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A task that is stopped when its handle is dropped (the consumer stopped reading).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> AbortOnDrop<Result<T, StoreError>> {
+    /// The task's result; a task that panicked or was stopped counts as a failed read.
+    async fn join(&mut self) -> Result<T, StoreError> {
+        (&mut self.0)
+            .await
+            .map_err(|e| StoreError::Database(sqlx::Error::Protocol(format!("page reader: {e}"))))?
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Above this many cached rows the cache is dropped after a commit (bounded memory).
-const MAX_CACHED_ROWS: usize = 200_000;
+const MAX_CACHED_ROWS: usize = 50_000;
 
 type Key = (&'static str, Vec<Cell>);
 /// A cache entry as it was before a command changed it: (key, previous entry, was dirty).
