@@ -9,7 +9,7 @@ use crate::rows::*;
 use crate::schema::{create_tables, drop_tables, write_checkpoints, TABLES};
 use crate::store::{bulk_insert, load_all, MemoryRows, SqlRows};
 use futures::TryStreamExt;
-use mcp_events::{EventStore, StoreError};
+use mcp_events::{Backend, EventStore, StoreError};
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 const SHADOW: &str = "replay_";
@@ -117,7 +117,8 @@ pub(crate) async fn rebuild_locked(
     let pool = store.database().pool();
     let mut shadow = pool.acquire().await?;
     drop_tables(&mut shadow, SHADOW).await?;
-    create_tables(&mut shadow, SHADOW).await?;
+    let unlogged = store.database().backend() == Backend::Postgres;
+    create_tables(&mut shadow, SHADOW, TableKind::Shadow { unlogged }).await?;
 
     let started = std::time::Instant::now();
     let mut rows = MemoryRows::default();
@@ -144,9 +145,15 @@ pub(crate) async fn rebuild_locked(
             caught_up = event.position;
         }
     }
+    // PostgreSQL empties a table at once with `truncate` (transactional there); `delete` would
+    // leave every old row behind as a dead tuple. SQLite's unfiltered `delete` is its truncate.
+    let empty = match store.database().backend() {
+        Backend::Postgres => "truncate table",
+        Backend::Sqlite => "delete from",
+    };
     for table in TABLES {
         let conn = tx.conn();
-        sqlx::query(AssertSqlSafe(format!("delete from {table}")))
+        sqlx::query(AssertSqlSafe(format!("{empty} {table}")))
             .execute(&mut *conn)
             .await?;
         sqlx::query(AssertSqlSafe(format!(

@@ -251,23 +251,40 @@ table_row! {
     }
 }
 
+/// How a set of projection tables is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Live,
+    /// Replay's shadow copies: no secondary index (nothing queries them) and, on PostgreSQL,
+    /// unlogged (no WAL for rows that are rebuilt from the log if lost).
+    Shadow {
+        unlogged: bool,
+    },
+}
+
 /// `create table` and its indexes for one row type under a table-name prefix.
-pub fn ddl<R: TableRow>(prefix: &str) -> Vec<String> {
+pub fn ddl<R: TableRow>(prefix: &str, kind: TableKind) -> Vec<String> {
     let table = format!("{prefix}{}", R::TABLE);
     let columns: Vec<String> = R::COLUMNS
         .iter()
         .map(|(name, ty)| format!("{name} {ty}"))
         .collect();
     let key: Vec<&str> = R::COLUMNS[..R::KEY_LEN].iter().map(|(n, _)| *n).collect();
+    let create = match kind {
+        TableKind::Shadow { unlogged: true } => "create unlogged table",
+        _ => "create table",
+    };
     let mut statements = vec![format!(
-        "create table if not exists {table} ({}, primary key ({}))",
+        "{create} if not exists {table} ({}, primary key ({}))",
         columns.join(", "),
         key.join(", ")
     )];
-    for (suffix, cols) in R::INDEXES {
-        statements.push(format!(
-            "create index if not exists {table}_{suffix}_idx on {table} ({cols})"
-        ));
+    if kind == TableKind::Live {
+        for (suffix, cols) in R::INDEXES {
+            statements.push(format!(
+                "create index if not exists {table}_{suffix}_idx on {table} ({cols})"
+            ));
+        }
     }
     statements
 }

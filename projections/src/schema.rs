@@ -10,15 +10,15 @@ pub const PROJECTIONS: &[(&str, i64)] =
     &[("directory", 1), ("tokens", 1), ("leases", 1), ("audit", 1)];
 
 /// Every projection table's DDL under `prefix`.
-pub fn all_ddl(prefix: &str) -> Vec<String> {
+pub fn all_ddl(prefix: &str, kind: TableKind) -> Vec<String> {
     [
-        ddl::<UserRow>(prefix),
-        ddl::<OrganizationRow>(prefix),
-        ddl::<MembershipRow>(prefix),
-        ddl::<IntegrationRow>(prefix),
-        ddl::<TokenRow>(prefix),
-        ddl::<LeaseRow>(prefix),
-        ddl::<AuditRow>(prefix),
+        ddl::<UserRow>(prefix, kind),
+        ddl::<OrganizationRow>(prefix, kind),
+        ddl::<MembershipRow>(prefix, kind),
+        ddl::<IntegrationRow>(prefix, kind),
+        ddl::<TokenRow>(prefix, kind),
+        ddl::<LeaseRow>(prefix, kind),
+        ddl::<AuditRow>(prefix, kind),
     ]
     .concat()
 }
@@ -33,8 +33,12 @@ pub const TABLES: &[&str] = &[
     AuditRow::TABLE,
 ];
 
-pub async fn create_tables(conn: &mut AnyConnection, prefix: &str) -> Result<(), sqlx::Error> {
-    for statement in all_ddl(prefix) {
+pub async fn create_tables(
+    conn: &mut AnyConnection,
+    prefix: &str,
+    kind: TableKind,
+) -> Result<(), sqlx::Error> {
+    for statement in all_ddl(prefix, kind) {
         sqlx::query(AssertSqlSafe(statement))
             .execute(&mut *conn)
             .await?;
@@ -89,7 +93,7 @@ pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
     // Under the lock: PostgreSQL's `create table if not exists` is not safe against itself.
     let _lock = crate::replay_lock::ReplayLock::acquire(store).await?;
     let mut conn = store.database().pool().acquire().await?;
-    create_tables(&mut conn, "").await?;
+    create_tables(&mut conn, "", TableKind::Live).await?;
     drop(conn);
     if current(store).await? {
         return Ok(false);
