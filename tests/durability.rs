@@ -2,88 +2,22 @@
 //! acknowledged lease, and the log still verifies and replays; SIGTERM lets in-flight requests
 //! finish.
 
+mod support;
+
 use mcp_events::testing::TestDatabase;
 use mcp_events::{both_backends, Backend};
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-manager");
-
-fn command(db: &TestDatabase, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("MCP_ENCRYPTION_KEY", KEY)
-        .env("RUST_LOG", "warn");
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(db: &TestDatabase, port: u16) -> Child {
-    let bind = format!("127.0.0.1:{port}");
-    let mut child = command(db, &["serve", "--bind", &bind])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("http://{bind}/api/mcp/me"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server did not start on {bind}");
-}
-
-fn seed(db: &TestDatabase) -> String {
-    let output = command(db, &["seed"]).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("MCP_TOKEN="))
-        .expect("seed prints MCP_TOKEN")
-        .to_owned()
-}
-
-fn cli_succeeds(db: &TestDatabase, args: &[&str]) {
-    let output = command(db, args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use support::{cli_succeeds, free_port, seed, start};
 
 async fn acknowledged_leases_survive_sigkill(backend: Backend) {
     let db = TestDatabase::new(backend).await;
-    let token = seed(&db);
+    let token = seed(&db.url);
     let port = free_port();
-    let mut server = start(&db, port).await;
+    let mut server = start(&db.url, port).await;
     let url = format!("http://127.0.0.1:{port}/api/mcp/credentials/lease");
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -129,7 +63,7 @@ async fn acknowledged_leases_survive_sigkill(backend: Backend) {
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() >= 50);
 
-    let mut server = start(&db, port).await;
+    let mut server = start(&db.url, port).await;
     let client = reqwest::Client::new();
     for lease_id in &acknowledged {
         let response = client
@@ -146,15 +80,15 @@ async fn acknowledged_leases_survive_sigkill(backend: Backend) {
     }
     server.kill().unwrap();
     server.wait().unwrap();
-    cli_succeeds(&db, &["verify"]);
-    cli_succeeds(&db, &["replay", "--check"]);
+    cli_succeeds(&db.url, &["verify"]);
+    cli_succeeds(&db.url, &["replay", "--check"]);
 }
 
 async fn sigterm_lets_in_flight_requests_finish(backend: Backend) {
     let db = TestDatabase::new(backend).await;
-    let token = seed(&db);
+    let token = seed(&db.url);
     let port = free_port();
-    let server = start(&db, port).await;
+    let server = start(&db.url, port).await;
     let url = format!("http://127.0.0.1:{port}/api/mcp/credentials/lease");
     let requests: Vec<_> = (0..20)
         .map(|i| {
@@ -187,8 +121,8 @@ async fn sigterm_lets_in_flight_requests_finish(backend: Backend) {
         status.success(),
         "the server did not exit cleanly on SIGTERM: {status:?}"
     );
-    cli_succeeds(&db, &["verify"]);
-    cli_succeeds(&db, &["replay", "--check"]);
+    cli_succeeds(&db.url, &["verify"]);
+    cli_succeeds(&db.url, &["replay", "--check"]);
 }
 
 async fn wait_for_exit(mut child: Child) -> std::process::ExitStatus {

@@ -4,6 +4,7 @@
 //! What differs per backend lives here (connection settings) and in `migrations/<backend>/`.
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -51,7 +52,10 @@ pub enum ConnectError {
     UnsupportedUrl(String),
     #[error("cannot open the database at {url}: {source}")]
     Open { url: String, source: sqlx::Error },
-    #[error("cannot migrate the database schema: {0}")]
+    #[error(
+        "cannot migrate the database schema (run any command once as the role that owns the \
+         schema, see README \"Production\"): {0}"
+    )]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
@@ -111,19 +115,35 @@ impl Database {
     }
 
     async fn migrate(&self) -> Result<(), ConnectError> {
-        match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("../migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
-            }
-            Backend::Postgres => {
-                sqlx::migrate!("../migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
+        };
+        if !self.is_migrated(&migrator).await {
+            migrator.run(&self.pool).await?;
         }
         Ok(())
+    }
+
+    /// Whether every migration is applied already, found with reads only: the migrator itself
+    /// starts by creating its table, which the production role (no `CREATE`) may not do.
+    async fn is_migrated(&self, migrator: &Migrator) -> bool {
+        let applied: Vec<(i64, Vec<u8>)> =
+            match sqlx::query_as("select version, checksum from _sqlx_migrations where success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(applied) => applied,
+                Err(_) => return false,
+            };
+        migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .all(|m| {
+                applied
+                    .iter()
+                    .any(|(version, checksum)| *version == m.version && **checksum == *m.checksum)
+            })
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -90,8 +90,12 @@ pub(crate) async fn write_checkpoints(
 /// changed or its checkpoint is behind the log. Returns whether a rebuild ran. Replicas starting
 /// together take turns: the first rebuilds, the others then find the projections current.
 pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
-    // Under the lock: PostgreSQL's `create table if not exists` is not safe against itself.
     let _lock = crate::replay_lock::ReplayLock::acquire(store).await?;
+    // Current projections need no DDL, so the production role (no `CREATE`) can start. Tables
+    // are created under the lock: PostgreSQL's `create table if not exists` races with itself.
+    if current(store).await.unwrap_or(false) {
+        return Ok(false);
+    }
     let mut conn = store.database().pool().acquire().await?;
     create_tables(&mut conn, "", TableKind::Live).await?;
     drop(conn);
