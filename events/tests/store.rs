@@ -4,7 +4,7 @@ use futures::TryStreamExt;
 use mcp_events::testing::TestDatabase;
 use mcp_events::{
     both_backends, AppendError, Backend, DbOptions, DomainEvent, EventStore, ExpectedVersion,
-    Metadata, StreamId, Timestamp, VerifyOutcome,
+    Metadata, RecordedEvent, StreamId, Timestamp, VerifyOutcome, WriteTx,
 };
 use std::time::Duration;
 
@@ -22,17 +22,25 @@ async fn append_one(
     expected: ExpectedVersion,
 ) -> Result<i64, AppendError> {
     let mut tx = store.begin_write().await?;
-    let recorded = tx
-        .append(
-            stream,
-            expected,
-            &[disabled(1)],
-            &Metadata::actor("test"),
-            now(),
-        )
-        .await?;
+    let recorded = append_in(&mut tx, stream, expected).await?;
     tx.commit().await?;
     Ok(recorded[0].position)
+}
+
+/// Appends one `user_disabled` inside an open transaction.
+async fn append_in(
+    tx: &mut WriteTx,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+) -> Result<Vec<RecordedEvent>, AppendError> {
+    tx.append(
+        stream,
+        expected,
+        &[disabled(1)],
+        &Metadata::actor("test"),
+        now(),
+    )
+    .await
 }
 
 async fn concurrent_writers_on_one_stream_exactly_one_wins(backend: Backend) {
@@ -186,15 +194,9 @@ async fn a_rolled_back_savepoint_leaves_no_trace(backend: Backend) {
     let store = EventStore::new(db.connect().await);
     let mut tx = store.begin_write().await.unwrap();
     let meta = Metadata::actor("test");
-    tx.append(
-        &StreamId::user(1),
-        ExpectedVersion::NoStream,
-        &[disabled(1)],
-        &meta,
-        now(),
-    )
-    .await
-    .unwrap();
+    append_in(&mut tx, &StreamId::user(1), ExpectedVersion::NoStream)
+        .await
+        .unwrap();
     let savepoint = tx.savepoint().await.unwrap();
     tx.append(
         &StreamId::user(2),
@@ -259,20 +261,13 @@ async fn stream_memory_is_dropped_when_someone_else_appends(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = EventStore::new(db.connect().await);
     let stream = StreamId::user(1);
-    let meta = Metadata::actor("test");
 
     let mut tx = store.begin_write().await.unwrap();
     let events = tx.read_stream(&stream).await.unwrap();
     assert!(events.is_empty());
-    tx.append(
-        &stream,
-        ExpectedVersion::NoStream,
-        &[disabled(1)],
-        &meta,
-        now(),
-    )
-    .await
-    .unwrap();
+    append_in(&mut tx, &stream, ExpectedVersion::NoStream)
+        .await
+        .unwrap();
     let memory = tx.commit_remembering().await.unwrap();
 
     // Nobody else wrote: the next transaction knows the stream without asking.
@@ -287,15 +282,7 @@ async fn stream_memory_is_dropped_when_someone_else_appends(backend: Backend) {
         .unwrap();
     let mut tx = store.begin_write_remembering(memory).await.unwrap();
     assert_eq!(tx.stream_version(&stream).await.unwrap(), 2);
-    let refused = tx
-        .append(
-            &stream,
-            ExpectedVersion::Exact(1),
-            &[disabled(1)],
-            &meta,
-            now(),
-        )
-        .await;
+    let refused = append_in(&mut tx, &stream, ExpectedVersion::Exact(1)).await;
     assert!(
         matches!(refused, Err(AppendError::Conflict { actual: 2, .. })),
         "{refused:?}"
