@@ -50,16 +50,6 @@ pub async fn store(
     Ok(())
 }
 
-pub async fn open(
-    conn: &mut AnyConnection,
-    key: &EncryptionKey,
-    integration_id: i64,
-    version: i64,
-) -> Result<Map<String, Value>, SecretError> {
-    let sealed = load(conn, integration_id, version).await?;
-    unseal(key, integration_id, version, &sealed)
-}
-
 /// Reads one sealed version of an integration's credentials (still encrypted).
 pub async fn load(
     conn: &mut AnyConnection,

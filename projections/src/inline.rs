@@ -8,18 +8,18 @@
 //! straight from SQL. Rolling a command back to its savepoint replays an undo log over the
 //! cache and drops the audit records it added; the savepoint undoes its written-through rows.
 //!
-//! The writer keeps the cache from one transaction to the next while nobody else appends: it is
-//! tied to the head position of the last commit and dropped when a transaction starts anywhere
-//! else (another process wrote), when a commit fails, or when it grows too large.
+//! The writer keeps a batch from one transaction to the next while nobody else appends (it
+//! decides when to drop it); everything buffered is written at each commit, so what is kept is
+//! only a read cache.
 
 use crate::rows::{AuditRow, Cell, IntegrationRow, LeaseRow, MembershipRow, TableRow, TokenRow};
 use crate::store::{bulk_insert, bulk_upsert, Rows, SqlRows};
-use mcp_events::{RecordedEvent, ValidAt};
+use mcp_events::{RecordedEvent, Role};
 use sqlx::AnyConnection;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Above this many cached rows the cache is dropped after a commit (bounded memory).
+/// Above this many cached rows a batch is too large to keep after its commit (bounded memory).
 const MAX_CACHED_ROWS: usize = 50_000;
 
 type Key = (&'static str, Vec<Cell>);
@@ -31,13 +31,13 @@ type Undo = (Key, Option<Option<Vec<Cell>>>, bool);
 #[derive(Debug, Clone)]
 pub struct UserAccess {
     pub memberships: Vec<(MembershipRow, String)>,
+    /// Each membership's role by organization id, parsed once (unknown role names left out).
+    pub roles: BTreeMap<i64, Role>,
     pub candidates: Vec<IntegrationRow>,
 }
 
 #[derive(Default)]
 pub struct InlineBatch {
-    /// The head position the cache is valid at, between transactions.
-    valid_at: ValidAt,
     cache: HashMap<Key, Option<Vec<Cell>>>,
     /// Token keys by token hash (a token's hash never changes).
     token_keys: HashMap<String, Key>,
@@ -61,26 +61,9 @@ fn deferred(table: &str) -> bool {
 pub struct Mark(usize);
 
 impl InlineBatch {
-    /// Starts a transaction at `head`: the cache survives only if it was left there.
-    pub fn resume_at(&mut self, head: i64) {
-        if !self.valid_at.resume_at(head) {
-            self.forget();
-        }
-        self.undo.clear();
-        self.table_writes_refused = false;
-    }
-
-    /// Marks the cache valid at `head`, just after a commit (everything buffered is written).
-    pub fn committed_at(&mut self, head: i64) {
-        if self.cache.len() > MAX_CACHED_ROWS {
-            self.forget();
-        }
-        self.valid_at.committed_at(head);
-    }
-
-    /// Drops everything cached (after a failed commit, or when another writer moved the head).
-    pub fn forget(&mut self) {
-        *self = Self::default();
+    /// Whether the cache has grown past what is worth keeping for the next transaction.
+    pub fn is_oversized(&self) -> bool {
+        self.cache.len() > MAX_CACHED_ROWS
     }
 
     /// Whether the running command may write the written-through tables (see `Command`).
@@ -164,8 +147,14 @@ impl InlineBatch {
         if let Some(access) = self.access.get(&user_id) {
             return Ok(access.clone());
         }
+        let memberships = crate::queries::memberships_of_user(&mut *conn, user_id).await?;
+        let roles = memberships
+            .iter()
+            .filter_map(|(m, _)| Role::parse(&m.role).map(|role| (m.organization_id, role)))
+            .collect();
         let access = Arc::new(UserAccess {
-            memberships: crate::queries::memberships_of_user(&mut *conn, user_id).await?,
+            memberships,
+            roles,
             candidates: crate::queries::candidate_integrations(conn, user_id).await?,
         });
         self.access.insert(user_id, access.clone());

@@ -30,8 +30,8 @@ pub enum ReplayError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayReport {
+    /// Events folded: the log is gap-free, so also the position the projections reached.
     pub events: i64,
-    pub position: i64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -93,10 +93,7 @@ pub async fn fold_only(
 ) -> Result<ReplayReport, ReplayError> {
     let mut rows = MemoryRows::default();
     let position = fold_in_memory(store, &mut rows, 0, AuditSink::Discard, progress).await?;
-    Ok(ReplayReport {
-        events: position,
-        position,
-    })
+    Ok(ReplayReport { events: position })
 }
 
 /// Rebuilds every projection from the log and swaps the result in. Waits for any other rebuild
@@ -117,8 +114,13 @@ pub(crate) async fn rebuild_locked(
     let pool = store.database().pool();
     let mut shadow = pool.acquire().await?;
     drop_tables(&mut shadow, SHADOW).await?;
-    let unlogged = store.database().backend() == Backend::Postgres;
-    create_tables(&mut shadow, SHADOW, TableKind::Shadow { unlogged }).await?;
+    let postgres = store.database().backend() == Backend::Postgres;
+    create_tables(
+        &mut shadow,
+        SHADOW,
+        TableKind::Shadow { unlogged: postgres },
+    )
+    .await?;
 
     let started = std::time::Instant::now();
     let mut rows = MemoryRows::default();
@@ -147,9 +149,10 @@ pub(crate) async fn rebuild_locked(
     }
     // PostgreSQL empties a table at once with `truncate` (transactional there); `delete` would
     // leave every old row behind as a dead tuple. SQLite's unfiltered `delete` is its truncate.
-    let empty = match store.database().backend() {
-        Backend::Postgres => "truncate table",
-        Backend::Sqlite => "delete from",
+    let empty = if postgres {
+        "truncate table"
+    } else {
+        "delete from"
     };
     for table in TABLES {
         let conn = tx.conn();
@@ -172,10 +175,7 @@ pub(crate) async fn rebuild_locked(
         swap_ms = (started.elapsed() - folded_in - written_in).as_millis() as u64,
         "projections rebuilt"
     );
-    Ok(ReplayReport {
-        events: caught_up,
-        position: caught_up,
-    })
+    Ok(ReplayReport { events: caught_up })
 }
 
 async fn write_shadow(conn: &mut AnyConnection, mut rows: MemoryRows) -> Result<(), sqlx::Error> {
@@ -205,10 +205,7 @@ pub async fn check(
     let conn = tx.conn();
     let outcome = match first_difference(conn, &rows).await? {
         Some((table, description)) => CheckOutcome::Differs { table, description },
-        None => CheckOutcome::Same(ReplayReport {
-            events: position,
-            position,
-        }),
+        None => CheckOutcome::Same(ReplayReport { events: position }),
     };
     tx.rollback().await?;
     Ok(outcome)

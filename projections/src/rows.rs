@@ -26,9 +26,8 @@ pub trait TableRow: Sized + Clone + PartialEq + std::fmt::Debug + Send + Sync + 
     fn from_cells(cells: Vec<Cell>) -> Self;
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error>;
 
-    fn key(&self) -> Vec<Cell> {
-        self.cells().into_iter().take(Self::KEY_LEN).collect()
-    }
+    /// The first `KEY_LEN` cells.
+    fn key(&self) -> Vec<Cell>;
 }
 
 macro_rules! table_row {

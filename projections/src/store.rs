@@ -152,6 +152,10 @@ impl std::fmt::Debug for MemoryRows {
 
 impl MemoryRows {
     /// The audit list, if `R` is `AuditRow`.
+    fn audit<R: TableRow>(&self) -> Option<&Vec<R>> {
+        (&self.audit as &dyn AnyValue).downcast_ref::<Vec<R>>()
+    }
+
     fn audit_mut<R: TableRow>(&mut self) -> Option<&mut Vec<R>> {
         (&mut self.audit as &mut dyn AnyValue).downcast_mut::<Vec<R>>()
     }
@@ -170,7 +174,7 @@ impl MemoryRows {
 
     /// Every row of one table, in key order.
     pub fn rows<R: TableRow>(&self) -> Vec<R> {
-        let mut rows: Vec<R> = match (&self.audit as &dyn AnyValue).downcast_ref::<Vec<R>>() {
+        let mut rows: Vec<R> = match self.audit::<R>() {
             Some(audit) => audit.clone(),
             None => self
                 .table::<R>()
@@ -194,7 +198,7 @@ impl MemoryRows {
     }
 
     pub fn row_count<R: TableRow>(&self) -> usize {
-        if let Some(audit) = (&self.audit as &dyn AnyValue).downcast_ref::<Vec<R>>() {
+        if let Some(audit) = self.audit::<R>() {
             return audit.len();
         }
         self.table::<R>().map_or(0, HashMap::len)

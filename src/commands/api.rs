@@ -11,9 +11,8 @@ use crate::ledger::Ctx;
 use crate::resolve;
 use crate::tokens::{hashes_match, token_state};
 use crate::validate::new_lease_id;
-use mcp_events::{ExpectedVersion, Metadata, ResolvedService, Role, StreamId, Timestamp};
+use mcp_events::{ExpectedVersion, Metadata, ResolvedService, StreamId, Timestamp};
 use mcp_projections::rows::{Cell, LeaseRow, UserRow};
-use mcp_projections::UserAccess;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -256,35 +255,27 @@ async fn record_anonymous_failure(
     Ok(())
 }
 
-fn roles_of(access: &UserAccess) -> Vec<(i64, String, Role)> {
-    access
-        .memberships
-        .iter()
-        .filter_map(|(m, name)| {
-            Role::parse(&m.role).map(|role| (m.organization_id, name.clone(), role))
-        })
-        .collect()
-}
-
 async fn me(ctx: &mut Ctx, user_id: i64) -> Result<MeView, CommandError> {
     let user = ctx
         .row::<UserRow>(Cell::Int(Some(user_id)))
         .await?
         .ok_or_else(|| CommandError::Internal(format!("token owner {user_id} is missing")))?;
     let access = ctx.access_of(user_id).await?;
-    let organizations = roles_of(&access);
-    let roles: BTreeMap<i64, Role> = organizations.iter().map(|(id, _, r)| (*id, *r)).collect();
     Ok(MeView {
         user_id,
         email: user.email,
         name: user.name,
-        available_services: resolve::available_services(user_id, &roles, &access.candidates),
-        organizations: organizations
-            .into_iter()
-            .map(|(id, name, role)| OrganizationView {
-                id,
-                name,
-                role: role.as_str().to_owned(),
+        available_services: resolve::available_services(user_id, &access.roles, &access.candidates),
+        organizations: access
+            .memberships
+            .iter()
+            .filter_map(|(m, name)| {
+                let role = access.roles.get(&m.organization_id)?;
+                Some(OrganizationView {
+                    id: m.organization_id,
+                    name: name.clone(),
+                    role: role.as_str().to_owned(),
+                })
             })
             .collect(),
     })
@@ -297,12 +288,12 @@ async fn create_lease(
     metadata: &Metadata,
 ) -> Result<Result<ApiReply, ApiRefusal>, CommandError> {
     let access = ctx.access_of(user_id).await?;
-    let roles: BTreeMap<i64, Role> = roles_of(&access)
-        .into_iter()
-        .map(|(id, _, role)| (id, role))
-        .collect();
-    let (resolved, missing) =
-        resolve::resolve(user_id, &roles, &access.candidates, &request.services);
+    let (resolved, missing) = resolve::resolve(
+        user_id,
+        &access.roles,
+        &access.candidates,
+        &request.services,
+    );
     let lease_id = new_lease_id();
     let new = NewLease {
         lease_id: lease_id.clone(),

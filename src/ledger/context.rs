@@ -1,8 +1,8 @@
 //! What a command sees while it runs: the write transaction, the clock reading, the key, the policy.
 
-use super::secret_cache::SecretCache;
 use super::{LeasePolicy, Shared};
 use crate::commands::CommandError;
+use crate::crypto::SealedSecret;
 use crate::domain::{Aggregate, DomainError};
 use crate::secrets::{self, SecretError};
 use mcp_events::{
@@ -13,7 +13,13 @@ use mcp_projections::rows::{Cell, TableRow, TokenRow};
 use mcp_projections::UserAccess;
 use serde_json::{Map, Value};
 use sqlx::AnyConnection;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Sealed integration secrets read so far, by (integration id, version). A stored version never
+/// changes, so they are kept with the rest of the writer's memory; only ciphertext is kept, and
+/// every use decrypts it again.
+pub(super) type SealedSecrets = HashMap<(i64, i64), SealedSecret>;
 
 /// Tables whose integer ids the ledger hands out.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +33,7 @@ pub enum IdTable {
 pub struct Ctx {
     pub(super) tx: WriteTx,
     pub(super) inline: mcp_projections::InlineBatch,
-    pub(super) secrets: SecretCache,
+    pub(super) secrets: SealedSecrets,
     pub(super) now: Timestamp,
     pub(super) shared: Arc<Shared>,
 }
@@ -66,18 +72,17 @@ impl Ctx {
         integration_id: i64,
         version: i64,
     ) -> Result<Map<String, Value>, SecretError> {
-        if self.secrets.get(integration_id, version).is_none() {
+        let id = (integration_id, version);
+        if !self.secrets.contains_key(&id) {
             let sealed = secrets::load(self.tx.conn(), integration_id, version).await?;
-            self.secrets.insert(integration_id, version, sealed);
+            self.secrets.insert(id, sealed);
         }
-        let sealed = self
-            .secrets
-            .get(integration_id, version)
-            .ok_or(SecretError::Missing {
-                integration_id,
-                version,
-            })?;
-        secrets::unseal(&self.shared.key, integration_id, version, sealed)
+        secrets::unseal(
+            &self.shared.key,
+            integration_id,
+            version,
+            &self.secrets[&id],
+        )
     }
 
     /// A user's memberships and candidate integrations, as this batch sees them.

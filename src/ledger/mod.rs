@@ -6,7 +6,6 @@
 //! writer task, and the transaction is never left open.
 
 mod context;
-mod secret_cache;
 mod writer;
 
 pub use context::{Ctx, IdTable};

@@ -1,11 +1,11 @@
 //! The writer task: drains queued commands into batches and runs each batch in one transaction.
 
-use super::secret_cache::SecretCache;
+use super::context::SealedSecrets;
 use super::{Ctx, Shared};
 use crate::commands::{Command, CommandError};
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use mcp_events::StreamMemory;
+use mcp_events::{StreamMemory, ValidAt};
 use mcp_projections::InlineBatch;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -49,23 +49,25 @@ impl Job {
     }
 }
 
-/// What the writer carries from one batch to the next. It is only ever used while the log's head
-/// is where the last commit left it: a batch that starts anywhere else (another process
-/// appended) or fails drops it.
+/// Above this many sealed secrets the writer's memory is not kept after a commit.
+const MAX_SECRETS: usize = 10_000;
+
+/// What the writer carries from one batch to the next. It is used only while the log's head is
+/// where this writer's last commit left it: a batch that starts anywhere else (another process
+/// appended), or follows a failed one, starts from nothing.
 #[derive(Default)]
 pub(super) struct Memory {
+    /// Where `inline` and `secrets` are valid (the event store checks `streams` itself).
+    valid_at: ValidAt,
     streams: StreamMemory,
     inline: InlineBatch,
-    secrets: SecretCache,
+    secrets: SealedSecrets,
 }
 
 pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
     let mut memory = Memory::default();
     while let Some(first) = queue.recv().await {
-        let started = std::time::Instant::now();
-        let (result, size) = run_batch(&shared, first, &mut queue, &mut memory).await;
-        tracing::trace!(size, micros = started.elapsed().as_micros() as u64, "batch");
-        if let Err(error) = result {
+        if let Err(error) = run_batch(&shared, first, &mut queue, &mut memory).await {
             memory = Memory::default();
             tracing::error!(%error, "a command batch failed");
         }
@@ -84,12 +86,10 @@ async fn run_batch(
     first: Job,
     queue: &mut mpsc::Receiver<Job>,
     memory: &mut Memory,
-) -> (Result<(), CommandError>, usize) {
+) -> Result<(), CommandError> {
+    let started = std::time::Instant::now();
     let streams = std::mem::take(&mut memory.streams);
-    let tx = match shared.store.begin_write_remembering(streams).await {
-        Ok(tx) => tx,
-        Err(error) => return (Err(error.into()), 1),
-    };
+    let tx = shared.store.begin_write_remembering(streams).await?;
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH {
         match queue.try_recv() {
@@ -98,10 +98,14 @@ async fn run_batch(
         }
     }
     let size = batch.len();
-    let mut inline = std::mem::take(&mut memory.inline);
-    let mut secrets = std::mem::take(&mut memory.secrets);
-    inline.resume_at(tx.position());
-    secrets.resume_at(tx.position());
+    let (inline, secrets) = if memory.valid_at.resume_at(tx.position()) {
+        (
+            std::mem::take(&mut memory.inline),
+            std::mem::take(&mut memory.secrets),
+        )
+    } else {
+        Default::default()
+    };
     let mut ctx = Ctx {
         tx,
         inline,
@@ -111,20 +115,20 @@ async fn run_batch(
     };
     let mut deliveries = Vec::with_capacity(size);
     if size == 1 {
+        // Alone in its transaction: a failure rolls all of it back, so it may write any table.
+        ctx.inline.allow_table_writes(true);
         let job = batch.into_iter().next().expect("one job");
         let (succeeded, delivery) = (job.run)(&mut ctx).await;
         if !succeeded {
-            // Nothing to keep: roll back, and forget what the command may have cached.
-            let result = ctx.tx.rollback().await.map_err(CommandError::from);
+            // Nothing to keep: the memory taken for this batch goes with the rollback.
+            ctx.tx.rollback().await?;
             delivery(Ok(()));
-            return (result, size);
+            return Ok(());
         }
         deliveries.push(delivery);
     } else {
         for job in batch {
-            if let Err(error) = run_job(&mut ctx, job, &mut deliveries).await {
-                return (Err(error), size);
-            }
+            run_job(&mut ctx, job, &mut deliveries).await?;
         }
     }
     let result = commit(ctx, memory).await;
@@ -135,7 +139,8 @@ async fn run_batch(
             Some(message) => Err(CommandError::Internal(format!("commit failed: {message}"))),
         });
     }
-    (result, size)
+    tracing::trace!(size, micros = started.elapsed().as_micros() as u64, "batch");
+    result
 }
 
 /// Runs one job of a batch behind its savepoint; an error here fails the whole batch.
@@ -158,27 +163,30 @@ async fn run_job(
         ctx.tx.release(savepoint).await?;
     } else {
         ctx.inline.rollback(mark);
-        ctx.secrets.forget();
+        // It may have stored a secret version that a later command would reuse.
+        ctx.secrets.clear();
         ctx.tx.rollback_to(savepoint).await?;
     }
     Ok(())
 }
 
-/// Writes the deferred rows and checkpoints and commits; on success the memory carries on.
+/// Writes the deferred rows and checkpoints and commits; on success the memory carries on
+/// (unless it has grown too large to keep).
 async fn commit(ctx: Ctx, memory: &mut Memory) -> Result<(), CommandError> {
     let Ctx {
         mut tx,
         mut inline,
-        mut secrets,
+        secrets,
         ..
     } = ctx;
     let position = tx.position();
     inline.flush(tx.conn()).await?;
     mcp_projections::set_checkpoints(tx.conn(), position).await?;
     memory.streams = tx.commit_remembering().await?;
-    inline.committed_at(position);
-    secrets.committed_at(position);
-    memory.inline = inline;
-    memory.secrets = secrets;
+    if !inline.is_oversized() && secrets.len() <= MAX_SECRETS {
+        memory.inline = inline;
+        memory.secrets = secrets;
+        memory.valid_at.committed_at(position);
+    }
     Ok(())
 }
