@@ -3,7 +3,7 @@
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerSetup};
 use anyhow::Context;
 use mcp_events::{Backend, Database, DbOptions, EventStore};
 use secrecy::ExposeSecret;
@@ -24,7 +24,12 @@ pub async fn open_ledger(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::
         sqlite_path.as_deref(),
     )?;
     let database = Database::connect(&settings.database_url, &DbOptions::default()).await?;
-    let ledger = Ledger::open(EventStore::new(database), clock, key, policy)
+    let setup = LedgerSetup {
+        policy,
+        clock,
+        ..LedgerSetup::new(key)
+    };
+    let ledger = Ledger::open(EventStore::new(database), setup)
         .await
         .context("opening the ledger")?;
     Ok(ledger)

@@ -5,8 +5,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::commands::directory::*;
 use crate::commands::integrations::*;
 use crate::commands::tokens::*;
-use crate::commands::CommandError;
 use crate::config::Settings;
+use crate::ledger::CommandError;
 use crate::ledger::Ledger;
 use crate::tokens::expose;
 use crate::validate::{parse_credentials, ServiceName};
@@ -52,8 +52,6 @@ pub enum CliCommand {
     },
     /// Check the event log's hash chain; exit 1 naming the first bad position.
     Verify,
-    /// Measure append and replay throughput (see README).
-    Bench(crate::bench::BenchArgs),
     #[command(subcommand)]
     User(UserCommand),
     #[command(subcommand)]
@@ -254,10 +252,6 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         CliCommand::Serve { bind, seed } => {
             crate::serve::serve(settings, clock, bind, seed).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        CliCommand::Bench(args) => {
-            crate::bench::run(&settings, args).await?;
             Ok(ExitCode::SUCCESS)
         }
         CliCommand::Verify => verify(&settings).await,
@@ -515,7 +509,7 @@ async fn admin(ledger: &Ledger, command: CliCommand) -> Result<ExitCode, Failure
                 .collect();
             print(Value::Array(records));
         }
-        CliCommand::Serve { .. } | CliCommand::Verify | CliCommand::Bench(_) => {
+        CliCommand::Serve { .. } | CliCommand::Verify => {
             unreachable!("handled before the ledger opens")
         }
     }

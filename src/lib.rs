@@ -4,8 +4,6 @@
 //! real server (`app::Application`) on port 0 against a fresh database.
 
 pub mod app;
-pub mod bench;
-mod bench_http;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -14,7 +12,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod ledger;
-pub mod resolve;
+pub mod random;
 pub mod secrets;
 pub mod seed;
 pub mod serve;

@@ -1,12 +1,11 @@
 //! Development data (CONTRACT.md "Development data"), created through real commands so the log
 //! holds every event. Idempotent: a second run only issues fresh tokens.
 
-use crate::commands::api::{ApiAction, ApiCall, Caller, LeaseRequest};
 use crate::commands::directory::*;
 use crate::commands::integrations::AddIntegration;
+use crate::commands::mcp::{Answer, Caller, CreateLease, McpRequest, RenewLease};
 use crate::commands::tokens::{IssueToken, RevokeToken};
-use crate::commands::CommandError;
-use crate::ledger::Ledger;
+use crate::ledger::{CommandError, Ledger};
 use crate::tokens::{expose, hash_token};
 use crate::validate::ServiceName;
 use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata, Role, SharedWith};
@@ -210,7 +209,7 @@ async fn create_data(ledger: &Ledger) -> Result<(i64, i64), CommandError> {
         (vec!["sentry"], "mcp-server-dev-2", short_ttl, 0),
     ];
     for (services, server_id, ttl, renewals) in leases {
-        let request = LeaseRequest {
+        let action = CreateLease {
             services: services.into_iter().map(String::from).collect(),
             ttl,
             server_id: server_id.into(),
@@ -218,30 +217,31 @@ async fn create_data(ledger: &Ledger) -> Result<(i64, i64), CommandError> {
             client_info: None,
         };
         let created = ledger
-            .submit(ApiCall {
+            .submit(McpRequest {
                 caller: caller.clone(),
-                action: ApiAction::CreateLease(request),
+                action,
             })
             .await?;
         let lease_id = match created {
-            Ok(crate::commands::api::ApiReply::Created(view)) => view.lease_id,
-            other => {
+            Answer::Granted(lease) => lease.lease_id,
+            Answer::Refused(refusal) => {
                 return Err(CommandError::Internal(format!(
-                    "seeding a lease failed: {other:?}"
+                    "seeding a lease failed: {refusal:?}"
                 )))
             }
         };
         for _ in 0..renewals {
+            let action = RenewLease {
+                lease_id: lease_id.clone(),
+                ttl: None,
+            };
             let renewed = ledger
-                .submit(ApiCall {
+                .submit(McpRequest {
                     caller: caller.clone(),
-                    action: ApiAction::RenewLease {
-                        lease_id: lease_id.clone(),
-                        ttl: None,
-                    },
+                    action,
                 })
                 .await?;
-            if let Err(refusal) = renewed {
+            if let Answer::Refused(refusal) = renewed {
                 return Err(CommandError::Internal(format!(
                     "seeding a renewal failed: {refusal:?}"
                 )));

@@ -4,7 +4,6 @@
 use crate::domain::token::Token;
 use mcp_events::Timestamp;
 use mcp_projections::rows::TokenRow;
-use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -16,10 +15,8 @@ pub struct NewToken {
 
 impl NewToken {
     /// `mcp_<label>_` + 32 random bytes in hex; the label comes from the token's name.
-    pub fn generate(name: &str) -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let token = format!("mcp_{}_{}", label(name), hex::encode(bytes));
+    pub fn from_bytes(name: &str, random: &[u8; 32]) -> Self {
+        let token = format!("mcp_{}_{}", label(name), hex::encode(random));
         let hash = hash_token(&token);
         Self {
             token: SecretString::from(token),
@@ -72,9 +69,15 @@ pub fn expose(token: &SecretString) -> &str {
 mod tests {
     use super::*;
 
+    fn generate(name: &str) -> NewToken {
+        let mut bytes = [0u8; 32];
+        crate::random::Entropy::fill(&crate::random::OsEntropy, &mut bytes);
+        NewToken::from_bytes(name, &bytes)
+    }
+
     #[test]
     fn tokens_have_the_contract_shape() {
-        let new = NewToken::generate("Dev Box");
+        let new = generate("Dev Box");
         let text = expose(&new.token);
         assert!(text.starts_with("mcp_devbox_"));
         assert_eq!(text.len(), "mcp_devbox_".len() + 64);
@@ -91,6 +94,6 @@ mod tests {
 
     #[test]
     fn an_unusable_name_gets_a_generic_label() {
-        assert!(expose(&NewToken::generate("!!").token).starts_with("mcp_token_"));
+        assert!(expose(&generate("!!").token).starts_with("mcp_token_"));
     }
 }

@@ -1,7 +1,5 @@
 //! Values checked once at the boundary: past a constructor, a value of these types is valid.
 
-use rand::distributions::Alphanumeric;
-use rand::Rng;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -42,6 +40,34 @@ impl fmt::Display for ServiceName {
     }
 }
 
+/// A name or similar text: trimmed, 1 to `max` characters, and nothing a backend cannot store
+/// (PostgreSQL refuses NUL in text) or a terminal would act on (control characters).
+pub fn text_field(
+    field: &str,
+    text: &str,
+    max: usize,
+) -> Result<String, crate::domain::DomainError> {
+    let text = text.trim();
+    let invalid = |why: &str| crate::domain::DomainError::Invalid(format!("the {field} {why}"));
+    if text.is_empty() {
+        return Err(invalid("is required"));
+    }
+    if text.chars().count() > max {
+        return Err(invalid(&format!(
+            "must not be longer than {max} characters"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(invalid("must not contain control characters"));
+    }
+    Ok(text.to_owned())
+}
+
+/// Whether a string can be stored as text by both backends (PostgreSQL refuses NUL).
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 /// Credentials as given by an operator: any JSON object.
 pub fn parse_credentials(text: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str::<Value>(text) {
@@ -52,19 +78,10 @@ pub fn parse_credentials(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// A new lease id: `lse_` and 48 random base62 characters.
-pub fn new_lease_id() -> String {
-    let suffix: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(48)
-        .map(char::from)
-        .collect();
-    format!("lse_{suffix}")
-}
-
 /// Whether a path segment can be a lease id at all (cheap check before touching storage).
 pub fn looks_like_lease_id(text: &str) -> bool {
     text.len() <= 100
+        && text.len() > 4
         && text.starts_with("lse_")
         && text[4..].bytes().all(|b| b.is_ascii_alphanumeric())
 }
@@ -98,11 +115,23 @@ mod tests {
     }
 
     #[test]
-    fn lease_ids_are_long_and_random() {
-        let (a, b) = (new_lease_id(), new_lease_id());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 52);
-        assert!(looks_like_lease_id(&a));
+    fn lease_ids_are_checked_before_storage_is_touched() {
+        let id = format!(
+            "lse_{}",
+            crate::random::base62(&crate::random::OsEntropy, 48)
+        );
+        assert!(looks_like_lease_id(&id));
         assert!(!looks_like_lease_id("lse_../etc"));
+        assert!(!looks_like_lease_id("x\0y"));
+        assert!(!looks_like_lease_id("lse_"));
+    }
+
+    #[test]
+    fn text_fields_refuse_what_backends_or_terminals_cannot_take() {
+        assert_eq!(text_field("name", "  Ada ", 10).unwrap(), "Ada");
+        for bad in ["", "   ", "a\0b", "a\u{1b}[31m", "elevenchars"] {
+            assert!(text_field("name", bad, 10).is_err(), "{bad:?}");
+        }
+        assert!(storable("ok") && !storable("x\0y"));
     }
 }

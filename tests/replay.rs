@@ -7,13 +7,15 @@ use mcp_events::{
     Role, SharedWith,
 };
 use mcp_manager::clock::ManualClock;
-use mcp_manager::commands::api::{ApiAction, ApiCall, ApiReply, Caller, LeaseRequest};
 use mcp_manager::commands::directory::*;
 use mcp_manager::commands::expiry::ExpireDueLeases;
 use mcp_manager::commands::integrations::*;
+use mcp_manager::commands::mcp::{
+    Answer, Caller, CreateLease, GetLease, McpRequest, Me, RenewLease, RevokeLease,
+};
 use mcp_manager::commands::tokens::*;
 use mcp_manager::crypto::EncryptionKey;
-use mcp_manager::ledger::{LeasePolicy, Ledger};
+use mcp_manager::ledger::{Ledger, LedgerSetup};
 use mcp_manager::tokens::{expose, hash_token};
 use mcp_manager::validate::ServiceName;
 use mcp_projections::rows::*;
@@ -202,7 +204,7 @@ async fn random_history(ledger: &Ledger, clock: &ManualClock, rng: &mut StdRng, 
                 let services = (0..count)
                     .map(|_| SERVICES[rng.gen_range(0..SERVICES.len())].to_owned())
                     .collect::<std::collections::BTreeSet<_>>();
-                let request = LeaseRequest {
+                let action = CreateLease {
                     services: services.into_iter().collect(),
                     ttl: rng.gen_range(60..7200),
                     server_id: format!("server-{step}"),
@@ -214,34 +216,38 @@ async fn random_history(ledger: &Ledger, clock: &ManualClock, rng: &mut StdRng, 
                     ip: Some("127.0.0.1".into()),
                     ..Caller::default()
                 };
-                if let Ok(Ok(ApiReply::Created(view))) = ledger
-                    .submit(ApiCall {
-                        caller,
-                        action: ApiAction::CreateLease(request),
-                    })
-                    .await
+                if let Ok(Answer::Granted(lease)) =
+                    ledger.submit(McpRequest { caller, action }).await
                 {
-                    leases.push((view.lease_id, hash));
+                    leases.push((lease.lease_id, hash));
                 }
             }
             12 if !leases.is_empty() => {
                 let (lease_id, hash) = leases[rng.gen_range(0..leases.len())].clone();
-                let action = match rng.gen_range(0..3) {
-                    0 => ApiAction::RenewLease {
-                        lease_id,
-                        ttl: None,
-                    },
-                    1 => ApiAction::GetLease { lease_id },
-                    _ => ApiAction::RevokeLease {
-                        lease_id,
-                        reason: Some("done".into()),
-                    },
-                };
                 let caller = Caller {
                     token_hash: Some(hash),
                     ..Caller::default()
                 };
-                let _refusal_or_reply = ledger.submit(ApiCall { caller, action }).await.unwrap();
+                match rng.gen_range(0..3) {
+                    0 => {
+                        let action = RenewLease {
+                            lease_id,
+                            ttl: None,
+                        };
+                        ledger.submit(McpRequest { caller, action }).await.unwrap();
+                    }
+                    1 => {
+                        let action = GetLease { lease_id };
+                        ledger.submit(McpRequest { caller, action }).await.unwrap();
+                    }
+                    _ => {
+                        let action = RevokeLease {
+                            lease_id,
+                            reason: Some("done".into()),
+                        };
+                        ledger.submit(McpRequest { caller, action }).await.unwrap();
+                    }
+                };
             }
             _ => {
                 clock.advance(rng.gen_range(1..900));
@@ -251,10 +257,7 @@ async fn random_history(ledger: &Ledger, clock: &ManualClock, rng: &mut StdRng, 
                     ..Caller::default()
                 };
                 let _refusal_or_reply = ledger
-                    .submit(ApiCall {
-                        caller,
-                        action: ApiAction::Me,
-                    })
+                    .submit(McpRequest { caller, action: Me })
                     .await
                     .unwrap();
             }
@@ -262,18 +265,19 @@ async fn random_history(ledger: &Ledger, clock: &ManualClock, rng: &mut StdRng, 
     }
 }
 
+async fn open(store: EventStore, clock: &ManualClock) -> Ledger {
+    let setup = LedgerSetup {
+        clock: Arc::new(clock.clone()),
+        ..LedgerSetup::new(EncryptionKey::generate())
+    };
+    Ledger::open(store, setup).await.unwrap()
+}
+
 async fn a_rebuild_matches_the_live_projections_row_for_row(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = EventStore::new(db.connect_with(&DbOptions::default()).await);
     let clock = ManualClock::default();
-    let ledger = Ledger::open(
-        store.clone(),
-        Arc::new(clock.clone()),
-        EncryptionKey::generate(),
-        LeasePolicy::default(),
-    )
-    .await
-    .unwrap();
+    let ledger = open(store.clone(), &clock).await;
     let seed = 0x5eed_0000 + backend as u64;
     let mut rng = StdRng::seed_from_u64(seed);
     random_history(&ledger, &clock, &mut rng, 600).await;
@@ -325,14 +329,7 @@ async fn concurrent_rebuilds_take_turns(backend: Backend) {
     }
 
     let clock = ManualClock::default();
-    let ledger = Ledger::open(
-        stores[0].clone(),
-        Arc::new(clock.clone()),
-        EncryptionKey::generate(),
-        LeasePolicy::default(),
-    )
-    .await
-    .unwrap();
+    let ledger = open(stores[0].clone(), &clock).await;
     let mut rng = StdRng::seed_from_u64(0x7a4e + backend as u64);
     random_history(&ledger, &clock, &mut rng, 150).await;
     let live = dump(&stores[0]).await;

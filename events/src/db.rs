@@ -34,6 +34,12 @@ pub struct DbOptions {
     pub idle_in_transaction_timeout: Duration,
     /// How long SQLite waits for another process's write lock before giving up.
     pub busy_timeout: Duration,
+    /// How long a caller waits for a connection (or a new one) before the database counts as
+    /// unreachable: requests then fail fast instead of hanging.
+    pub acquire_timeout: Duration,
+    /// A ceiling on a SQLite file's size, in pages (`pragma max_page_count`): a quota, and how
+    /// tests make the disk "full".
+    pub sqlite_max_pages: Option<u64>,
 }
 
 impl Default for DbOptions {
@@ -42,6 +48,8 @@ impl Default for DbOptions {
             max_connections: 16,
             idle_in_transaction_timeout: Duration::from_secs(30),
             busy_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_max_pages: None,
         }
     }
 }
@@ -80,18 +88,24 @@ impl Database {
             .disable_statement_logging();
         let busy_ms = options.busy_timeout.as_millis();
         let idle_ms = options.idle_in_transaction_timeout.as_millis();
+        let max_pages = options
+            .sqlite_max_pages
+            .map(|pages| format!(" pragma max_page_count = {pages};"))
+            .unwrap_or_default();
         let pool = AnyPoolOptions::new()
+            .acquire_timeout(options.acquire_timeout)
             .max_connections(match backend {
                 Backend::Sqlite => options.max_connections.min(8),
                 Backend::Postgres => options.max_connections,
             })
             .after_connect(move |conn, _meta| {
+                let max_pages = max_pages.clone();
                 Box::pin(async move {
                     match backend {
                         Backend::Sqlite => {
                             conn.execute(sqlx::AssertSqlSafe(format!(
                                 "pragma busy_timeout = {busy_ms}; pragma journal_mode = wal; \
-                                 pragma synchronous = full; pragma foreign_keys = off;"
+                                 pragma synchronous = full; pragma foreign_keys = off;{max_pages}"
                             )))
                             .await?;
                         }
@@ -161,6 +175,84 @@ impl Database {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+impl Backend {
+    /// `count` bind placeholders starting at parameter `from` (1-based). SQLite gets anonymous
+    /// `?`: with numbered ones its driver looks every name up, quadratic in their number.
+    pub fn placeholders(&self, from: usize, count: usize) -> String {
+        match self {
+            Backend::Sqlite => vec!["?"; count].join(", "),
+            Backend::Postgres => (from..from + count)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// The backend of a connection.
+    pub fn of(conn: &sqlx::AnyConnection) -> Self {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+}
+
+/// A database error's code, by backend: SQLite's primary result code (the low byte of its
+/// extended code), or PostgreSQL's SQLSTATE.
+enum ErrorCode {
+    Sqlite(i32),
+    Postgres(String),
+}
+
+fn error_code(error: &sqlx::Error) -> Option<ErrorCode> {
+    let db_error = error.as_database_error()?;
+    if let Some(sqlite) = db_error.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        let extended = sqlx::error::DatabaseError::code(sqlite)?
+            .parse::<i32>()
+            .ok()?;
+        return Some(ErrorCode::Sqlite(extended & 0xff));
+    }
+    let postgres = db_error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    Some(ErrorCode::Postgres(postgres.code().to_owned()))
+}
+
+/// Whether a database error is one that the values of a single statement can cause (a value
+/// the column cannot hold, a constraint), as opposed to the database itself failing (gone, full,
+/// shut down). A batch that fails for the first kind is worth re-running command by command.
+pub fn is_data_error(error: &sqlx::Error) -> bool {
+    match error_code(error) {
+        // TOOBIG (18), CONSTRAINT (19), MISMATCH (20).
+        Some(ErrorCode::Sqlite(code)) => matches!(code, 18..=20),
+        // Data exception, integrity constraint violation, program limit exceeded (a value too
+        // large for an index), and the transaction those leave aborted.
+        Some(ErrorCode::Postgres(code)) => {
+            ["22", "23", "54"].iter().any(|c| code.starts_with(c)) || code == "25P02"
+        }
+        None => false,
+    }
+}
+
+/// Whether an error means the database cannot serve now (unreachable, shut down, full, out of
+/// resources), so the request may succeed later, as opposed to a fault in one statement.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    use sqlx::Error::*;
+    match error {
+        Io(_) | Tls(_) | PoolTimedOut | PoolClosed | WorkerCrashed => true,
+        Database(_) => match error_code(error) {
+            // BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, NOTADB.
+            Some(ErrorCode::Sqlite(code)) => matches!(code, 5 | 6 | 7 | 8 | 10 | 13 | 14 | 26),
+            // Connection exception, insufficient resources, operator intervention (shutdown,
+            // terminated), system error.
+            Some(ErrorCode::Postgres(code)) => {
+                ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
+            }
+            None => false,
+        },
+        _ => false,
     }
 }
 
@@ -236,6 +328,12 @@ mod tests {
             "postgres://bob:***@db/ledger"
         );
         assert_eq!(redact("postgres://db/ledger"), "postgres://db/ledger");
+    }
+
+    #[test]
+    fn placeholders_fit_each_backend() {
+        assert_eq!(Backend::Sqlite.placeholders(3, 3), "?, ?, ?");
+        assert_eq!(Backend::Postgres.placeholders(3, 3), "$3, $4, $5");
     }
 
     #[test]

@@ -7,17 +7,18 @@
 pub mod db;
 pub mod envelope;
 pub mod hash;
-pub mod memory;
+pub mod reader;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
 pub mod upcast;
 pub mod vocabulary;
+pub mod write;
 
-pub use db::{Backend, Database, DbOptions};
+pub use db::{is_data_error, is_unavailable, Backend, Database, DbOptions};
 pub use envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};
-pub use memory::{StreamMemory, ValidAt};
-pub use store::{AppendError, EventStore, Savepoint, StoreError, VerifyOutcome, WriteTx};
+pub use store::{AppendError, EventStore, StoreError, VerifyOutcome};
 pub use time::Timestamp;
 pub use vocabulary::*;
+pub use write::{is_stream_version_conflict, Mark, WriteTx};

@@ -65,6 +65,40 @@ impl TestDatabase {
     }
 }
 
+/// The ledger lock, held from a connection of its own as another writer would hold it: while it
+/// is held the ledger's writer waits, so commands submitted meanwhile share its next batch.
+pub struct HeldLedgerLock {
+    conn: sqlx::AnyConnection,
+}
+
+impl TestDatabase {
+    pub async fn hold_ledger_lock(&self) -> HeldLedgerLock {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to hold the ledger lock: {e}"));
+        let take = match self.backend {
+            Backend::Sqlite => "begin immediate",
+            Backend::Postgres => "begin; select position from ledger_head where id = 1 for update",
+        };
+        sqlx::raw_sql(take)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("taking the ledger lock: {e}"));
+        HeldLedgerLock { conn }
+    }
+}
+
+impl HeldLedgerLock {
+    pub async fn release(mut self) {
+        sqlx::raw_sql("rollback")
+            .execute(&mut self.conn)
+            .await
+            .unwrap_or_else(|e| panic!("releasing the ledger lock: {e}"));
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some(name) = self.pg_name.take() {

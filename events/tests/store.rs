@@ -172,7 +172,7 @@ async fn the_unique_backstop_is_recognised_by_name(backend: Backend) {
     .await
     .unwrap_err();
     assert!(
-        mcp_events::store::is_stream_version_conflict(&duplicate),
+        mcp_events::is_stream_version_conflict(&duplicate),
         "{duplicate}"
     );
 
@@ -183,13 +183,10 @@ async fn the_unique_backstop_is_recognised_by_name(backend: Backend) {
     .execute(database.pool())
     .await
     .unwrap_err();
-    assert!(
-        !mcp_events::store::is_stream_version_conflict(&other),
-        "{other}"
-    );
+    assert!(!mcp_events::is_stream_version_conflict(&other), "{other}");
 }
 
-async fn a_rolled_back_savepoint_leaves_no_trace(backend: Backend) {
+async fn appends_rolled_back_to_a_mark_leave_no_trace(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = EventStore::new(db.connect().await);
     let mut tx = store.begin_write().await.unwrap();
@@ -197,7 +194,7 @@ async fn a_rolled_back_savepoint_leaves_no_trace(backend: Backend) {
     append_in(&mut tx, &StreamId::user(1), ExpectedVersion::NoStream)
         .await
         .unwrap();
-    let savepoint = tx.savepoint().await.unwrap();
+    let mark = tx.mark();
     tx.append(
         &StreamId::user(2),
         ExpectedVersion::NoStream,
@@ -207,7 +204,7 @@ async fn a_rolled_back_savepoint_leaves_no_trace(backend: Backend) {
     )
     .await
     .unwrap();
-    tx.rollback_to(savepoint).await.unwrap();
+    tx.rollback_to(mark);
     tx.append(
         &StreamId::user(3),
         ExpectedVersion::NoStream,
@@ -255,49 +252,91 @@ async fn an_abandoned_write_transaction_does_not_block_writers(backend: Backend)
     assert_eq!(next.unwrap(), 1);
 }
 
-/// A writer's memory of streams carries over to its next transaction only while the head is
-/// where it left it.
-async fn stream_memory_is_dropped_when_someone_else_appends(backend: Backend) {
+/// Appends are visible to their own transaction at once and to everyone else at commit.
+async fn a_transaction_sees_its_own_appends_first(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = EventStore::new(db.connect().await);
     let stream = StreamId::user(1);
+    append_one(&store, &stream, ExpectedVersion::NoStream)
+        .await
+        .unwrap();
 
     let mut tx = store.begin_write().await.unwrap();
-    let events = tx.read_stream(&stream).await.unwrap();
-    assert!(events.is_empty());
-    append_in(&mut tx, &stream, ExpectedVersion::NoStream)
+    append_in(&mut tx, &stream, ExpectedVersion::Exact(1))
         .await
         .unwrap();
-    let memory = tx.commit_remembering().await.unwrap();
-
-    // Nobody else wrote: the next transaction knows the stream without asking.
-    let mut tx = store.begin_write_remembering(memory).await.unwrap();
-    assert_eq!(tx.read_stream(&stream).await.unwrap().len(), 1);
-    assert_eq!(tx.stream_version(&stream).await.unwrap(), 1);
-    let memory = tx.commit_remembering().await.unwrap();
-
-    // Another writer appends; the remembered version 1 must not be trusted any more.
-    append_one(&store, &stream, ExpectedVersion::Exact(1))
-        .await
-        .unwrap();
-    let mut tx = store.begin_write_remembering(memory).await.unwrap();
+    assert_eq!(tx.committed_version(&stream).await.unwrap(), 1);
     assert_eq!(tx.stream_version(&stream).await.unwrap(), 2);
+    assert_eq!(tx.read_stream(&stream).await.unwrap().len(), 2);
     let refused = append_in(&mut tx, &stream, ExpectedVersion::Exact(1)).await;
     assert!(
         matches!(refused, Err(AppendError::Conflict { actual: 2, .. })),
         "{refused:?}"
     );
-    assert_eq!(tx.read_stream(&stream).await.unwrap().len(), 2);
-    tx.rollback().await.unwrap();
+    assert_eq!(
+        store.head().await.unwrap().0,
+        1,
+        "nothing visible before commit"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(store.head().await.unwrap().0, 2);
+}
+
+/// A commit that the unique backstop refuses names the stream that was wrong, applies nothing,
+/// and leaves no transaction behind on a pooled connection.
+async fn a_refused_commit_names_its_row_and_leaves_the_store_usable(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let options = DbOptions {
+        max_connections: 2,
+        ..DbOptions::default()
+    };
+    let store = EventStore::new(db.connect_with(&options).await);
+    append_one(&store, &StreamId::user(7), ExpectedVersion::NoStream)
+        .await
+        .unwrap();
+
+    let mut tx = store.begin_write().await.unwrap();
+    let meta = Metadata::actor("test");
+    for (stream, current) in [(1, 0), (2, 0), (7, 0), (3, 0)] {
+        // The caller claims each stream is new; user-7 is not.
+        tx.append_at(
+            &StreamId::user(stream),
+            current,
+            &[disabled(stream)],
+            &meta,
+            now(),
+        );
+    }
+    match tx.commit().await {
+        Err(AppendError::Conflict { stream, actual, .. }) => {
+            assert_eq!((stream, actual), (StreamId::user(7), 1))
+        }
+        other => panic!("{other:?}"),
+    }
+    for round in 0..4 {
+        let position = append_one(
+            &store,
+            &StreamId::user(10 + round),
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+        assert_eq!(position, 2 + round);
+    }
+    assert!(matches!(
+        store.verify().await.unwrap(),
+        VerifyOutcome::Valid { events: 5, .. }
+    ));
 }
 
 both_backends! {
-    stream_memory => stream_memory_is_dropped_when_someone_else_appends,
+    own_appends => a_transaction_sees_its_own_appends_first,
+    refused_commit => a_refused_commit_names_its_row_and_leaves_the_store_usable,
     concurrent_writers_on_one_stream => concurrent_writers_on_one_stream_exactly_one_wins,
     concurrent_appends_to_many_streams => concurrent_appends_to_many_streams_leave_no_gap,
     immutability => events_cannot_be_updated_or_deleted,
     doctored_row => verify_names_the_first_doctored_position,
     unique_backstop => the_unique_backstop_is_recognised_by_name,
-    savepoints => a_rolled_back_savepoint_leaves_no_trace,
+    marks => appends_rolled_back_to_a_mark_leave_no_trace,
     abandoned_transaction => an_abandoned_write_transaction_does_not_block_writers,
 }

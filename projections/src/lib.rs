@@ -5,7 +5,6 @@
 //! knows nothing about HTTP or commands; it reads the log through `mcp_events`.
 
 pub mod fold;
-pub mod inline;
 pub mod queries;
 pub mod replay;
 mod replay_lock;
@@ -13,6 +12,5 @@ pub mod rows;
 pub mod schema;
 pub mod store;
 
-pub use inline::{InlineBatch, UserAccess};
 pub use replay::{check, fold_only, rebuild, CheckOutcome, ReplayError, ReplayReport};
 pub use schema::{ensure, set_checkpoints};

@@ -46,13 +46,6 @@ pub async fn organization(
     by_key(conn, Cell::Int(Some(id))).await
 }
 
-pub async fn integration(
-    conn: &mut AnyConnection,
-    id: i64,
-) -> Result<Option<IntegrationRow>, sqlx::Error> {
-    by_key(conn, Cell::Int(Some(id))).await
-}
-
 pub async fn token(conn: &mut AnyConnection, id: i64) -> Result<Option<TokenRow>, sqlx::Error> {
     by_key(conn, Cell::Int(Some(id))).await
 }
@@ -87,45 +80,29 @@ pub async fn tokens_of_user(
     rows.iter().map(TokenRow::from_row).collect()
 }
 
-pub async fn lease(conn: &mut AnyConnection, id: &str) -> Result<Option<LeaseRow>, sqlx::Error> {
-    by_key(conn, Cell::Text(Some(id.to_owned()))).await
-}
-
-/// A user's memberships with their organization's name, by organization id.
+/// A user's memberships, by organization id.
 pub async fn memberships_of_user(
     conn: &mut AnyConnection,
     user_id: i64,
-) -> Result<Vec<(MembershipRow, String)>, sqlx::Error> {
+) -> Result<Vec<MembershipRow>, sqlx::Error> {
     let sql = format!(
-        "select {}, o.name from memberships m join organizations o on o.id = m.organization_id \
-         where m.user_id = $1 order by m.organization_id",
+        "select {} from memberships m where m.user_id = $1 order by m.organization_id",
         columns::<MembershipRow>("m")
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(user_id)
         .fetch_all(conn)
         .await?;
-    rows.iter()
-        .map(|row| {
-            use sqlx::Row;
-            Ok((
-                MembershipRow::from_row(row)?,
-                row.try_get(MembershipRow::COLUMNS.len())?,
-            ))
-        })
-        .collect()
+    rows.iter().map(MembershipRow::from_row).collect()
 }
 
-/// Every active integration a user might draw on: their own, and those of their organizations.
-/// Visibility (`shared_with`) is the caller's rule to apply.
-pub async fn candidate_integrations(
+/// A user's personal integrations, in id order.
+pub async fn integrations_of_user(
     conn: &mut AnyConnection,
     user_id: i64,
 ) -> Result<Vec<IntegrationRow>, sqlx::Error> {
     let sql = format!(
-        "select {} from integrations i where i.status = 'active' and (i.user_id = $1 or \
-         i.organization_id in (select organization_id from memberships where user_id = $1)) \
-         order by i.id",
+        "select {} from integrations i where i.user_id = $1 order by i.id",
         columns::<IntegrationRow>("i")
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
@@ -135,20 +112,40 @@ pub async fn candidate_integrations(
     rows.iter().map(IntegrationRow::from_row).collect()
 }
 
-/// Leases past their expiry with no revocation or expiry recorded yet, oldest first.
+/// An organization's integrations, in id order.
+pub async fn integrations_of_organization(
+    conn: &mut AnyConnection,
+    organization_id: i64,
+) -> Result<Vec<IntegrationRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from integrations i where i.organization_id = $1 order by i.id",
+        columns::<IntegrationRow>("i")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(organization_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(IntegrationRow::from_row).collect()
+}
+
+/// Leases past their expiry with no revocation or expiry recorded yet, oldest first (then by
+/// id, so the order never depends on the database).
 pub async fn leases_due_for_expiry(
     conn: &mut AnyConnection,
     now_micros: i64,
     limit: i64,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select id from leases where expires_at <= $1 and revoked_at is null \
-         and expired_at is null order by expires_at limit $2",
-    )
-    .bind(now_micros)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+) -> Result<Vec<LeaseRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from leases l where l.expires_at <= $1 and l.revoked_at is null \
+         and l.expired_at is null order by l.expires_at, l.id limit $2",
+        columns::<LeaseRow>("l")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(now_micros)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(LeaseRow::from_row).collect()
 }
 
 /// Audit records, newest first, optionally for one user and/or one action.

@@ -11,6 +11,7 @@ use sqlx::Row;
 pub enum Cell {
     Int(Option<i64>),
     Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
 }
 
 /// A row type stored in one table.
@@ -108,6 +109,11 @@ impl ToCell for Option<String> {
         Cell::Text(self.clone())
     }
 }
+impl ToCell for Vec<u8> {
+    fn to_cell(&self) -> Cell {
+        Cell::Bytes(Some(self.clone()))
+    }
+}
 /// Booleans are stored as 0/1 integers: sqlx's `Any` driver cannot read SQLite booleans.
 impl ToCell for bool {
     fn to_cell(&self) -> Cell {
@@ -139,6 +145,7 @@ from_cell!(
     Option<i64> => Cell::Int(v) => v,
     String => Cell::Text(Some(v)) => v,
     Option<String> => Cell::Text(v) => v,
+    Vec<u8> => Cell::Bytes(Some(v)) => v,
 );
 
 impl FromCell for bool {
@@ -247,6 +254,19 @@ table_row! {
         user_agent: Option<String> => "text",
         details: String => "text not null",
         created_at: i64 => "bigint not null",
+    }
+}
+
+table_row! {
+    /// One sealed version of an integration's credentials (AES-256-GCM). Not a projection: the
+    /// log holds no secrets, so replay never touches this table; it is written in the same
+    /// transaction as the event that names the version.
+    SecretRow in "integration_secrets", key 2 {
+        integration_id: i64 => "bigint not null",
+        version: i64 => "bigint not null",
+        key_id: String => "text not null",
+        nonce: Vec<u8> => "blob not null",
+        ciphertext: Vec<u8> => "blob not null",
     }
 }
 

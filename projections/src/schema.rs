@@ -107,16 +107,20 @@ pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
     Ok(true)
 }
 
-/// Whether every projection is at its current version and checkpointed at the log's head.
+/// Whether every projection is at its current version and checkpointed at the log's head. The
+/// head and the checkpoints are read in one statement, so one snapshot: a writer committing
+/// between two reads would otherwise make current projections look behind.
 async fn current(store: &EventStore) -> Result<bool, crate::ReplayError> {
-    let rows = sqlx::query("select name, position, version from projection_checkpoints")
-        .fetch_all(store.database().pool())
-        .await?;
-    let (head, _) = store.head().await?;
+    let rows = sqlx::query(
+        "select c.name, c.position, c.version, h.position from projection_checkpoints c \
+         cross join ledger_head h where h.id = 1",
+    )
+    .fetch_all(store.database().pool())
+    .await?;
     let all_current = PROJECTIONS.iter().all(|(name, version)| {
         rows.iter().any(|row| {
             row.try_get::<String, _>(0).ok().as_deref() == Some(*name)
-                && row.try_get::<i64, _>(1).ok() == Some(head)
+                && row.try_get::<i64, _>(1).ok() == row.try_get::<i64, _>(3).ok()
                 && row.try_get::<i64, _>(2).ok() == Some(*version)
         })
     });

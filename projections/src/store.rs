@@ -4,6 +4,7 @@
 //! the append transaction, and replay runs it in memory and writes the result in bulk.
 
 use crate::rows::{AuditRow, Cell, TableRow};
+use mcp_events::Backend;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AssertSqlSafe};
@@ -39,23 +40,18 @@ pub fn bind_cells<'q>(
         query = match cell {
             Cell::Int(v) => query.bind(v),
             Cell::Text(v) => query.bind(v),
+            Cell::Bytes(v) => query.bind(v),
         };
     }
     query
 }
 
-fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn key_filter<R: TableRow>() -> String {
-    R::COLUMNS[..R::KEY_LEN]
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| format!("{name} = ${}", i + 1))
+fn key_filter<R: TableRow>(backend: Backend) -> String {
+    let names = R::COLUMNS[..R::KEY_LEN].iter().map(|(name, _)| *name);
+    let placeholders = backend.placeholders(1, R::KEY_LEN);
+    names
+        .zip(placeholders.split(", "))
+        .map(|(name, p)| format!("{name} = {p}"))
         .collect::<Vec<_>>()
         .join(" and ")
 }
@@ -87,7 +83,7 @@ impl Rows for SqlRows<'_> {
             column_list::<R>(),
             self.prefix,
             R::TABLE,
-            key_filter::<R>()
+            key_filter::<R>(Backend::of(self.conn))
         );
         let row = bind_cells(sqlx::query(AssertSqlSafe(sql)), key)
             .fetch_optional(&mut *self.conn)
@@ -106,7 +102,7 @@ impl Rows for SqlRows<'_> {
             self.prefix,
             R::TABLE,
             column_list::<R>(),
-            placeholders(1, R::COLUMNS.len()),
+            Backend::of(self.conn).placeholders(1, R::COLUMNS.len()),
             key.join(", "),
             updates.join(", ")
         );
@@ -121,7 +117,7 @@ impl Rows for SqlRows<'_> {
             "delete from {}{} where {}",
             self.prefix,
             R::TABLE,
-            key_filter::<R>()
+            key_filter::<R>(Backend::of(self.conn))
         );
         bind_cells(sqlx::query(AssertSqlSafe(sql)), key)
             .execute(&mut *self.conn)
@@ -244,16 +240,6 @@ impl Rows for MemoryRows {
 /// Bind parameters per multi-row statement (SQLite allows 32766, PostgreSQL 65535).
 const PARAMETER_BUDGET: usize = 30_000;
 
-/// `count` placeholders for a multi-row statement. SQLite gets anonymous `?`: binding numbered
-/// ones makes the driver look every name up (quadratic in the number of parameters).
-fn bulk_placeholders(conn: &AnyConnection, from: usize, count: usize) -> String {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        vec!["?"; count].join(", ")
-    } else {
-        placeholders(from, count)
-    }
-}
-
 /// Inserts rows in multi-row statements, staying under both backends' bind-parameter limits.
 pub async fn bulk_insert<R: TableRow>(
     conn: &mut AnyConnection,
@@ -266,7 +252,7 @@ pub async fn bulk_insert<R: TableRow>(
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Cell>> = rows.by_ref().take(per_statement).collect();
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", bulk_placeholders(conn, i * width + 1, width)))
+            .map(|i| format!("({})", Backend::of(conn).placeholders(i * width + 1, width)))
             .collect();
         let sql = format!(
             "insert into {prefix}{} ({}) values {}",
@@ -295,7 +281,7 @@ pub async fn bulk_upsert<R: TableRow>(
         .collect();
     for chunk in rows.chunks(per_statement) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", bulk_placeholders(conn, i * width + 1, width)))
+            .map(|i| format!("({})", Backend::of(conn).placeholders(i * width + 1, width)))
             .collect();
         let sql = format!(
             "insert into {} ({}) values {} on conflict ({}) do update set {}",
@@ -311,6 +297,18 @@ pub async fn bulk_upsert<R: TableRow>(
         )
         .execute(&mut *conn)
         .await?;
+    }
+    Ok(())
+}
+
+/// Deletes rows by primary key.
+pub async fn delete_keys<R: TableRow>(
+    conn: &mut AnyConnection,
+    keys: Vec<Vec<Cell>>,
+) -> Result<(), sqlx::Error> {
+    let mut sql = SqlRows::new(conn, "");
+    for key in keys {
+        sql.delete::<R>(key).await?;
     }
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! Users, organizations and memberships.
 
-use super::{Command, CommandError};
 use crate::domain::organization::{Organization, OrganizationCommand};
 use crate::domain::user::{User, UserCommand};
 use crate::domain::DomainError;
+use crate::ledger::{Command, CommandError};
 use crate::ledger::{Ctx, IdTable};
+use crate::validate::text_field;
 use mcp_events::{Metadata, Role, StreamId};
-use mcp_projections::queries;
 
 pub struct RegisterUser {
     pub email: String,
@@ -17,16 +17,13 @@ pub struct RegisterUser {
 impl Command for RegisterUser {
     type Output = i64;
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<i64, CommandError> {
-        let email = self.email.trim().to_owned();
-        let name = self.name.trim().to_owned();
-        if !email.contains('@') || email.len() > 255 {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<i64, CommandError> {
+        let email = text_field("email", &self.email, 255)?;
+        let name = text_field("name", &self.name, 255)?;
+        if !email.contains('@') {
             return Err(DomainError::Invalid(format!("{email:?} is not an email address")).into());
         }
-        if name.is_empty() {
-            return Err(DomainError::Invalid("a user needs a name".into()).into());
-        }
-        if queries::user_by_email(ctx.conn(), &email).await?.is_some() {
+        if ctx.user_by_email(&email).await?.is_some() {
             return Err(DomainError::EmailTaken(email).into());
         }
         let user_id = ctx.next_id(IdTable::Users).await?;
@@ -50,7 +47,7 @@ pub struct DisableUser {
 impl Command for DisableUser {
     type Output = ();
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<(), CommandError> {
         let user_id = self.user_id;
         ctx.decide(&StreamId::user(user_id), &self.metadata, |user: &User| {
             user.decide(UserCommand::Disable { user_id })
@@ -68,14 +65,8 @@ pub struct CreateOrganization {
 impl Command for CreateOrganization {
     type Output = i64;
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<i64, CommandError> {
-        let name = self.name.trim().to_owned();
-        if name.is_empty() || name.len() > 255 {
-            return Err(DomainError::Invalid(
-                "an organization needs a name (1-255 characters)".into(),
-            )
-            .into());
-        }
+    async fn execute(&self, ctx: &mut Ctx) -> Result<i64, CommandError> {
+        let name = text_field("name", &self.name, 255)?;
         let organization_id = ctx.next_id(IdTable::Organizations).await?;
         ctx.decide(
             &StreamId::organization(organization_id),
@@ -122,8 +113,8 @@ pub struct AddMember {
 impl Command for AddMember {
     type Output = ();
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
-        if queries::user(ctx.conn(), self.user_id).await?.is_none() {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<(), CommandError> {
+        if ctx.user(self.user_id).await?.is_none() {
             return Err(DomainError::UserNotFound(self.user_id).into());
         }
         let command = OrganizationCommand::AddMember {
@@ -143,7 +134,7 @@ pub struct RemoveMember {
 impl Command for RemoveMember {
     type Output = ();
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<(), CommandError> {
         let command = OrganizationCommand::RemoveMember {
             user_id: self.user_id,
         };

@@ -1,13 +1,13 @@
 //! Integrations: added with credentials, rotated to new credentials, switched on and off.
 //! The event names the secret version; the credentials go, encrypted, to the secret table.
 
-use super::{Command, CommandError};
 use crate::domain::integration::{Integration, IntegrationCommand};
 use crate::domain::DomainError;
+use crate::ledger::{Command, CommandError};
 use crate::ledger::{Ctx, IdTable};
 use crate::validate::ServiceName;
 use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata, SharedWith, StreamId};
-use mcp_projections::queries;
+use mcp_projections::rows::{Cell, OrganizationRow};
 use serde_json::{Map, Value};
 
 pub struct AddIntegration {
@@ -21,10 +21,10 @@ pub struct AddIntegration {
 impl Command for AddIntegration {
     type Output = i64;
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<i64, CommandError> {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<i64, CommandError> {
         match &self.owner {
             IntegrationOwner::User { user_id } => {
-                if queries::user(ctx.conn(), *user_id).await?.is_none() {
+                if ctx.user(*user_id).await?.is_none() {
                     return Err(DomainError::UserNotFound(*user_id).into());
                 }
             }
@@ -32,15 +32,15 @@ impl Command for AddIntegration {
                 organization_id,
                 shared_with,
             } => {
-                if queries::organization(ctx.conn(), *organization_id)
-                    .await?
-                    .is_none()
-                {
+                let organization = ctx
+                    .row::<OrganizationRow>(Cell::Int(Some(*organization_id)))
+                    .await?;
+                if organization.is_none() {
                     return Err(DomainError::OrganizationNotFound(*organization_id).into());
                 }
                 if let SharedWith::Users(ids) = shared_with {
                     for id in ids {
-                        if queries::user(ctx.conn(), *id).await?.is_none() {
+                        if ctx.user(*id).await?.is_none() {
                             return Err(DomainError::UserNotFound(*id).into());
                         }
                     }
@@ -48,7 +48,11 @@ impl Command for AddIntegration {
             }
         }
         let integration_id = ctx.next_id(IdTable::Integrations).await?;
-        let (service, owner, status) = (self.service.into_inner(), self.owner, self.status);
+        let (service, owner, status) = (
+            self.service.as_str().to_owned(),
+            self.owner.clone(),
+            self.status,
+        );
         let before = ctx
             .decide(
                 &StreamId::integration(integration_id),
@@ -67,8 +71,7 @@ impl Command for AddIntegration {
             integration_id,
             before.next_secret_version(),
             &self.credentials,
-        )
-        .await?;
+        );
         Ok(integration_id)
     }
 }
@@ -83,7 +86,7 @@ impl Command for RotateIntegration {
     /// The new secret version.
     type Output = i64;
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<i64, CommandError> {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<i64, CommandError> {
         let before = on_existing(
             ctx,
             self.integration_id,
@@ -92,8 +95,7 @@ impl Command for RotateIntegration {
         )
         .await?;
         let secret_version = before.next_secret_version();
-        ctx.store_secret(self.integration_id, secret_version, &self.credentials)
-            .await?;
+        ctx.store_secret(self.integration_id, secret_version, &self.credentials);
         Ok(secret_version)
     }
 }
@@ -107,7 +109,7 @@ pub struct SetIntegrationStatus {
 impl Command for SetIntegrationStatus {
     type Output = ();
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<(), CommandError> {
         let command = IntegrationCommand::SetStatus(self.status);
         on_existing(ctx, self.integration_id, &self.metadata, command).await?;
         Ok(())

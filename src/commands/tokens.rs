@@ -1,12 +1,12 @@
 //! Bearer tokens: issued (shown once, stored as a SHA-256 hash) and revoked.
 
-use super::{Command, CommandError};
 use crate::domain::token::{Token, TokenCommand};
 use crate::domain::DomainError;
+use crate::ledger::{Command, CommandError};
 use crate::ledger::{Ctx, IdTable};
-use crate::tokens::{token_state, NewToken};
+use crate::tokens::token_state;
+use crate::validate::text_field;
 use mcp_events::{ExpectedVersion, Metadata, StreamId};
-use mcp_projections::queries;
 use mcp_projections::rows::{Cell, TokenRow};
 use secrecy::SecretString;
 
@@ -27,8 +27,8 @@ pub struct IssuedToken {
 impl Command for IssueToken {
     type Output = IssuedToken;
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<IssuedToken, CommandError> {
-        match queries::user(ctx.conn(), self.user_id).await? {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<IssuedToken, CommandError> {
+        match ctx.user(self.user_id).await? {
             None => return Err(DomainError::UserNotFound(self.user_id).into()),
             Some(user) if user.disabled => {
                 return Err(
@@ -43,13 +43,14 @@ impl Command for IssueToken {
             )
             .into());
         }
-        let new = NewToken::generate(&self.name);
+        let name = text_field("name", &self.name, 255)?;
+        let new = ctx.new_token(&name);
         let token_id = ctx.next_id(IdTable::Tokens).await?;
         let events = Token::default().decide(
             TokenCommand::Issue {
                 token_id,
                 user_id: self.user_id,
-                name: self.name,
+                name,
                 token_hash: new.hash.clone(),
                 expires_at: self.expires_in.map(|s| ctx.now().plus_seconds(s)),
                 max_uses: self.max_uses,
@@ -78,7 +79,7 @@ pub struct RevokeToken {
 impl Command for RevokeToken {
     type Output = ();
 
-    async fn execute(self, ctx: &mut Ctx) -> Result<(), CommandError> {
+    async fn execute(&self, ctx: &mut Ctx) -> Result<(), CommandError> {
         let row = ctx
             .row::<TokenRow>(Cell::Int(Some(self.token_id)))
             .await?

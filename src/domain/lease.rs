@@ -3,6 +3,7 @@
 
 use super::{Aggregate, DomainError};
 use mcp_events::{CredentialScope, DomainEvent, ResolvedService, Timestamp};
+use mcp_projections::rows::LeaseRow;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +119,22 @@ pub fn credential_scope(resolved: &[ResolvedService]) -> CredentialScope {
 }
 
 impl Lease {
+    /// The state from the lease's projection row, which the fold keeps exact inline (so a
+    /// command on a lease needs no read of its stream).
+    pub fn from_row(row: &LeaseRow) -> Self {
+        Lease {
+            id: Some(row.id.clone()),
+            user_id: row.user_id,
+            ttl: row.ttl,
+            renewable: row.renewable,
+            max_renewals: row.max_renewals,
+            renewal_count: row.renewal_count,
+            expires_at: Some(Timestamp::from_micros(row.expires_at)),
+            revoked_at: row.revoked_at.map(Timestamp::from_micros),
+            expired_recorded: row.expired_at.is_some(),
+        }
+    }
+
     pub fn status(&self, now: Timestamp) -> LeaseStatus {
         if self.revoked_at.is_some() {
             LeaseStatus::Revoked

@@ -7,6 +7,7 @@ pub mod error;
 pub mod integration;
 pub mod lease;
 pub mod organization;
+pub mod resolve;
 pub mod token;
 pub mod user;
 

@@ -1,8 +1,8 @@
 //! One error type for the HTTP layer, speaking the JSON shapes of CONTRACT.md.
 
-use crate::commands::api::{ApiRefusal, RequestRejection};
-use crate::commands::CommandError;
+use crate::commands::mcp::{Refusal, RequestRejection};
 use crate::domain::DomainError;
+use crate::ledger::CommandError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,19 +11,9 @@ use serde_json::{json, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("request refused: {0:?}")]
-    Refused(ApiRefusal),
-    #[error("internal error: {0}")]
-    Internal(#[from] CommandError),
-}
-
-impl ApiError {
-    /// A command answered with the wrong kind of reply (a bug); the reply itself is not logged,
-    /// as it may hold credentials.
-    pub fn unexpected_reply() -> Self {
-        ApiError::Internal(CommandError::Internal(
-            "a command gave an unexpected reply".into(),
-        ))
-    }
+    Refused(Refusal),
+    #[error("command failed: {0}")]
+    Failed(#[from] CommandError),
 }
 
 fn body(status: StatusCode, value: Value) -> Response {
@@ -46,14 +36,14 @@ pub fn validation(errors: &std::collections::BTreeMap<String, Vec<String>>) -> R
     )
 }
 
-fn refusal(refusal: &ApiRefusal) -> Response {
+fn refusal(refusal: &Refusal) -> Response {
     match refusal {
-        ApiRefusal::Auth(reason) => body(
+        Refusal::Auth(reason) => body(
             StatusCode::UNAUTHORIZED,
             json!({ "message": "Unauthenticated", "error": reason.to_string() }),
         ),
-        ApiRefusal::Rejected(RequestRejection::Validation(errors)) => validation(errors),
-        ApiRefusal::Rejected(RequestRejection::Malformed { status, message }) => {
+        Refusal::Rejected(RequestRejection::Validation(errors)) => validation(errors),
+        Refusal::Rejected(RequestRejection::Malformed { status, message }) => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
             let code = match status {
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
@@ -62,7 +52,7 @@ fn refusal(refusal: &ApiRefusal) -> Response {
             };
             body(status, json!({ "message": message, "error": code }))
         }
-        ApiRefusal::Domain(error) => domain(error),
+        Refusal::Domain(error) => domain(error),
     }
 }
 
@@ -102,8 +92,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Refused(r) => refusal(&r),
-            ApiError::Internal(error) => {
+            ApiError::Failed(CommandError::Unavailable(reason)) => {
                 // The request id is on the enclosing span; details stay in the log.
+                tracing::error!(%reason, "the ledger is unavailable");
+                body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({ "message": "Service Unavailable", "error": "unavailable" }),
+                )
+            }
+            ApiError::Failed(error) => {
                 tracing::error!(%error, "request failed");
                 body(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,15 +3,15 @@
 //! recorded first.
 
 use super::error::ApiError;
-use super::request::{json_object, RequestCaller};
+use super::request::{json_object, perform, reject, RequestCaller};
+use super::views::{CreatedLeaseView, LeaseView, RenewedLeaseView, RevokedLeaseView};
 use super::AppState;
-use crate::commands::api::{ApiAction, ApiCall, ApiReply, LeaseRequest, RequestRejection};
+use crate::commands::mcp::{CreateLease, GetLease, RenewLease, RequestRejection, RevokeLease};
 use crate::ledger::LeasePolicy;
-use crate::validate::ServiceName;
+use crate::validate::{storable, ServiceName};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 const MAX_SERVICES: usize = 64;
 const CLIENT_INFO_LIMIT: usize = 4096;
 const REASON_LIMIT: usize = 255;
+/// PostgreSQL cannot store NUL in text; both backends refuse it alike, before storage.
+const NUL_MESSAGE: &str = "The :field field must not contain NUL characters.";
 
 type Errors = BTreeMap<String, Vec<String>>;
 
@@ -51,7 +53,7 @@ fn ttl(body: &Map<String, Value>, policy: LeasePolicy, errors: &mut Errors) -> O
 fn lease_request(
     body: Option<Map<String, Value>>,
     policy: LeasePolicy,
-) -> Result<LeaseRequest, Errors> {
+) -> Result<CreateLease, Errors> {
     let body = body.unwrap_or_default();
     let mut errors = Errors::new();
     let mut services = Vec::new();
@@ -113,6 +115,14 @@ fn lease_request(
             );
             String::new()
         }
+        Some(Value::String(id)) if !storable(id) => {
+            add(
+                &mut errors,
+                "server_id",
+                NUL_MESSAGE.replace(":field", "server id"),
+            );
+            String::new()
+        }
         Some(Value::String(id)) => id.clone(),
         Some(_) => {
             add(
@@ -149,7 +159,7 @@ fn lease_request(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(LeaseRequest {
+    Ok(CreateLease {
         services,
         ttl,
         server_id,
@@ -158,41 +168,25 @@ fn lease_request(
     })
 }
 
-fn rejected(rejection: RequestRejection) -> ApiAction {
-    ApiAction::Rejected(rejection)
-}
-
-async fn submit(state: &AppState, call: ApiCall, status: StatusCode) -> Result<Response, ApiError> {
-    let reply = state
-        .ledger
-        .submit(call)
-        .await?
-        .map_err(ApiError::Refused)?;
-    let json = match reply {
-        ApiReply::Created(view) => Json(view).into_response(),
-        ApiReply::Renewed(view) => Json(view).into_response(),
-        ApiReply::Lease(view) => Json(view).into_response(),
-        ApiReply::Revoked(view) => Json(view).into_response(),
-        ApiReply::Me(_) => return Err(ApiError::unexpected_reply()),
-    };
-    Ok((status, json).into_response())
-}
-
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
     RequestCaller(caller): RequestCaller,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let action = match json_object(&headers, body).await {
-        Err(rejection) => rejected(rejection),
+) -> Result<(StatusCode, Json<CreatedLeaseView>), ApiError> {
+    let request = match json_object(&headers, body).await {
+        Err(rejection) => return Err(reject(&state, caller, rejection).await),
         Ok(body) => match lease_request(body, state.ledger.policy()) {
-            Ok(request) => ApiAction::CreateLease(request),
-            Err(errors) => rejected(RequestRejection::Validation(errors)),
+            Ok(request) => request,
+            Err(errors) => {
+                let rejection = RequestRejection::Validation(errors);
+                return Err(reject(&state, caller, rejection).await);
+            }
         },
     };
-    submit(&state, ApiCall { caller, action }, StatusCode::CREATED).await
+    let lease = perform(&state, caller, request).await?;
+    Ok((StatusCode::CREATED, Json(lease.into())))
 }
 
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
@@ -202,22 +196,20 @@ pub async fn renew(
     RequestCaller(caller): RequestCaller,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let action = match json_object(&headers, body).await {
-        Err(rejection) => rejected(rejection),
-        Ok(body) => {
-            let mut errors = Errors::new();
-            let ttl = body
-                .as_ref()
-                .and_then(|b| ttl(b, state.ledger.policy(), &mut errors));
-            if errors.is_empty() {
-                ApiAction::RenewLease { lease_id: id, ttl }
-            } else {
-                rejected(RequestRejection::Validation(errors))
-            }
-        }
+) -> Result<Json<RenewedLeaseView>, ApiError> {
+    let body = match json_object(&headers, body).await {
+        Ok(body) => body,
+        Err(rejection) => return Err(reject(&state, caller, rejection).await),
     };
-    submit(&state, ApiCall { caller, action }, StatusCode::OK).await
+    let mut errors = Errors::new();
+    let ttl = body
+        .as_ref()
+        .and_then(|b| ttl(b, state.ledger.policy(), &mut errors));
+    if !errors.is_empty() {
+        return Err(reject(&state, caller, RequestRejection::Validation(errors)).await);
+    }
+    let renewal = perform(&state, caller, RenewLease { lease_id: id, ttl }).await?;
+    Ok(Json(renewal.into()))
 }
 
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
@@ -225,9 +217,9 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RequestCaller(caller): RequestCaller,
-) -> Result<Response, ApiError> {
-    let action = ApiAction::GetLease { lease_id: id };
-    submit(&state, ApiCall { caller, action }, StatusCode::OK).await
+) -> Result<Json<LeaseView>, ApiError> {
+    let lease = perform(&state, caller, GetLease { lease_id: id }).await?;
+    Ok(Json(lease.into()))
 }
 
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
@@ -237,36 +229,43 @@ pub async fn revoke(
     RequestCaller(caller): RequestCaller,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let action = match json_object(&headers, body).await {
-        Err(rejection) => rejected(rejection),
-        Ok(body) => match body
-            .as_ref()
-            .and_then(|b| b.get("reason"))
-            .filter(|v| !v.is_null())
-        {
-            None => ApiAction::RevokeLease {
-                lease_id: id,
-                reason: None,
-            },
-            Some(Value::String(reason)) if reason.chars().count() <= REASON_LIMIT => {
-                ApiAction::RevokeLease {
-                    lease_id: id,
-                    reason: Some(reason.clone()),
-                }
-            }
-            Some(_) => {
-                let mut errors = Errors::new();
-                add(
-                    &mut errors,
-                    "reason",
-                    format!(
-                        "The reason field must be a string of at most {REASON_LIMIT} characters."
-                    ),
-                );
-                rejected(RequestRejection::Validation(errors))
-            }
-        },
+) -> Result<Json<RevokedLeaseView>, ApiError> {
+    let body = match json_object(&headers, body).await {
+        Ok(body) => body,
+        Err(rejection) => return Err(reject(&state, caller, rejection).await),
     };
-    submit(&state, ApiCall { caller, action }, StatusCode::OK).await
+    let reason = match body
+        .as_ref()
+        .and_then(|b| b.get("reason"))
+        .filter(|v| !v.is_null())
+    {
+        None => None,
+        Some(Value::String(reason))
+            if reason.chars().count() <= REASON_LIMIT && storable(reason) =>
+        {
+            Some(reason.clone())
+        }
+        Some(_) => {
+            let mut errors = Errors::new();
+            add(
+                &mut errors,
+                "reason",
+                format!(
+                    "The reason field must be a string of at most {REASON_LIMIT} characters \
+                     without NUL characters."
+                ),
+            );
+            return Err(reject(&state, caller, RequestRejection::Validation(errors)).await);
+        }
+    };
+    let revocation = perform(
+        &state,
+        caller,
+        RevokeLease {
+            lease_id: id,
+            reason,
+        },
+    )
+    .await?;
+    Ok(Json(revocation.into()))
 }

@@ -6,6 +6,7 @@ pub mod expirer;
 mod leases;
 mod me;
 mod request;
+pub mod views;
 
 use crate::ledger::Ledger;
 use axum::routing::{get, post};

@@ -1,7 +1,9 @@
 //! What a request carries besides its route: the caller (token hash, address, user agent,
 //! request id), its JSON body, and the per-request trace span.
 
-use crate::commands::api::{Caller, RequestRejection};
+use super::error::ApiError;
+use super::AppState;
+use crate::commands::mcp::{Answer, Caller, McpAction, McpRequest, Rejected, RequestRejection};
 use crate::tokens::hash_token;
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
@@ -118,5 +120,25 @@ pub async fn json_object(
         Ok(Value::Object(map)) => Ok(Some(map)),
         Ok(_) => Err(malformed(400, "The request body must be a JSON object.")),
         Err(_) => Err(malformed(400, "The request body is not valid JSON.")),
+    }
+}
+
+/// Submits one MCP action for the caller; a refusal becomes the error that renders it.
+pub async fn perform<A: McpAction>(
+    state: &AppState,
+    caller: Caller,
+    action: A,
+) -> Result<A::Reply, ApiError> {
+    match state.ledger.submit(McpRequest { caller, action }).await? {
+        Answer::Granted(reply) => Ok(reply),
+        Answer::Refused(refusal) => Err(ApiError::Refused(refusal)),
+    }
+}
+
+/// Authenticates (and records) a request whose body was refused, then answers with the refusal.
+pub async fn reject(state: &AppState, caller: Caller, rejection: RequestRejection) -> ApiError {
+    match perform(state, caller, Rejected(rejection)).await {
+        Ok(never) => match never {},
+        Err(error) => error,
     }
 }

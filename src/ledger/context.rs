@@ -1,39 +1,22 @@
-//! What a command sees while it runs: the write transaction, the clock reading, the key, the policy.
+//! What a command sees while it runs: the unit of work (its only way to read or write), the
+//! clock reading, the policy, the key, and the source of random ids.
 
-use super::{LeasePolicy, Shared};
-use crate::commands::CommandError;
-use crate::crypto::SealedSecret;
+use super::reads::UserAccess;
+use super::unit::{Fold, IdTable, UnitOfWork};
+use super::{CommandError, LeasePolicy, Shared};
 use crate::domain::{Aggregate, DomainError};
+use crate::random;
 use crate::secrets::{self, SecretError};
+use crate::tokens::NewToken;
 use mcp_events::{
-    AppendError, DomainEvent, ExpectedVersion, Metadata, RecordedEvent, StoreError, StreamId,
-    Timestamp, WriteTx,
+    DomainEvent, ExpectedVersion, Metadata, RecordedEvent, StoreError, StreamId, Timestamp,
 };
-use mcp_projections::rows::{Cell, TableRow, TokenRow};
-use mcp_projections::UserAccess;
+use mcp_projections::rows::{Cell, LeaseRow, SecretRow, TableRow, TokenRow, UserRow};
 use serde_json::{Map, Value};
-use sqlx::AnyConnection;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Sealed integration secrets read so far, by (integration id, version). A stored version never
-/// changes, so they are kept with the rest of the writer's memory; only ciphertext is kept, and
-/// every use decrypts it again.
-pub(super) type SealedSecrets = HashMap<(i64, i64), SealedSecret>;
-
-/// Tables whose integer ids the ledger hands out.
-#[derive(Debug, Clone, Copy)]
-pub enum IdTable {
-    Users,
-    Organizations,
-    Integrations,
-    Tokens,
-}
-
 pub struct Ctx {
-    pub(super) tx: WriteTx,
-    pub(super) inline: mcp_projections::InlineBatch,
-    pub(super) secrets: SealedSecrets,
+    pub(super) unit: UnitOfWork,
     pub(super) now: Timestamp,
     pub(super) shared: Arc<Shared>,
 }
@@ -45,25 +28,30 @@ impl Ctx {
     }
 
     pub fn policy(&self) -> LeasePolicy {
-        self.shared.policy
+        self.shared.setup.policy
     }
 
-    /// Encrypts and stores one version of an integration's credentials in this transaction.
-    pub async fn store_secret(
+    /// A new lease id: `lse_` and 48 random base62 characters.
+    pub fn new_lease_id(&self) -> String {
+        format!("lse_{}", random::base62(&*self.shared.setup.entropy, 48))
+    }
+
+    /// New token material, shown once; only its hash is kept.
+    pub fn new_token(&self, name: &str) -> NewToken {
+        let mut bytes = [0u8; 32];
+        self.shared.setup.entropy.fill(&mut bytes);
+        NewToken::from_bytes(name, &bytes)
+    }
+
+    /// Encrypts one version of an integration's credentials; it is stored with the batch.
+    pub fn store_secret(
         &mut self,
         integration_id: i64,
         version: i64,
         credentials: &Map<String, Value>,
-    ) -> Result<(), SecretError> {
-        self.inline.check_table_write("integration_secrets")?;
-        secrets::store(
-            self.tx.conn(),
-            &self.shared.key,
-            integration_id,
-            version,
-            credentials,
-        )
-        .await
+    ) {
+        let row = secrets::seal(&self.shared.setup.key, integration_id, version, credentials);
+        self.unit.put(row);
     }
 
     /// Decrypts one version of an integration's credentials.
@@ -71,50 +59,63 @@ impl Ctx {
         &mut self,
         integration_id: i64,
         version: i64,
-    ) -> Result<Map<String, Value>, SecretError> {
-        let id = (integration_id, version);
-        if !self.secrets.contains_key(&id) {
-            let sealed = secrets::load(self.tx.conn(), integration_id, version).await?;
-            self.secrets.insert(id, sealed);
-        }
-        secrets::unseal(
-            &self.shared.key,
-            integration_id,
-            version,
-            &self.secrets[&id],
-        )
+    ) -> Result<Map<String, Value>, CommandError> {
+        let key = vec![Cell::Int(Some(integration_id)), Cell::Int(Some(version))];
+        let sealed = self
+            .unit
+            .get::<SecretRow>(key)
+            .await?
+            .ok_or(SecretError::Missing {
+                integration_id,
+                version,
+            })?;
+        Ok(secrets::unseal(&self.shared.setup.key, &sealed)?)
     }
 
-    /// A user's memberships and candidate integrations, as this batch sees them.
-    pub async fn access_of(&mut self, user_id: i64) -> Result<Arc<UserAccess>, StoreError> {
-        Ok(self.inline.access_of(self.tx.conn(), user_id).await?)
+    /// A projection row by its one-column primary key.
+    pub async fn row<R: TableRow>(&mut self, key: Cell) -> Result<Option<R>, StoreError> {
+        self.unit.get::<R>(vec![key]).await
     }
 
-    /// The transaction's connection, for reads that must see this batch's writes.
-    pub fn conn(&mut self) -> &mut AnyConnection {
-        self.tx.conn()
+    pub async fn user(&mut self, user_id: i64) -> Result<Option<UserRow>, StoreError> {
+        self.row::<UserRow>(Cell::Int(Some(user_id))).await
     }
 
-    /// A token by hash as this batch sees it (tokens change on every request and are written
-    /// at commit, so they are never read straight from SQL inside a command).
+    pub async fn lease(&mut self, lease_id: &str) -> Result<Option<LeaseRow>, StoreError> {
+        self.row::<LeaseRow>(Cell::Text(Some(lease_id.to_owned())))
+            .await
+    }
+
     pub async fn token_by_hash(
         &mut self,
         token_hash: &str,
     ) -> Result<Option<TokenRow>, StoreError> {
-        Ok(self
-            .inline
-            .token_by_hash(self.tx.conn(), token_hash)
-            .await?)
+        self.unit.token_by_hash(token_hash).await
     }
 
-    /// A projection row by its one-column primary key, as this batch sees it.
-    pub async fn row<R: TableRow>(&mut self, key: Cell) -> Result<Option<R>, StoreError> {
-        Ok(self.inline.get::<R>(self.tx.conn(), vec![key]).await?)
+    pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        self.unit.user_by_email(email).await
+    }
+
+    /// A user's memberships and candidate integrations.
+    pub async fn access_of(&mut self, user_id: i64) -> Result<Arc<UserAccess>, StoreError> {
+        self.unit.access_of(user_id).await
+    }
+
+    /// Leases past their expiry now, oldest first, at most `limit`.
+    pub async fn leases_due(&mut self, limit: i64) -> Result<Vec<LeaseRow>, StoreError> {
+        let now = self.now.as_micros();
+        self.unit.leases_due(now, limit).await
+    }
+
+    pub async fn next_id(&mut self, table: IdTable) -> Result<i64, StoreError> {
+        self.unit.next_id(table).await
     }
 
     /// Folds one stream into its aggregate; returns the state and the stream's version.
     pub async fn load<A: Aggregate>(&mut self, stream: &StreamId) -> Result<(A, i64), StoreError> {
-        let events = self.tx.read_stream(stream).await?;
+        let events = self.unit.tx().read_stream(stream).await;
+        let events = self.unit.noted_store(events)?;
         let version = events.last().map_or(0, |e| e.stream_version);
         Ok((A::fold(events.iter().map(|e| &e.event)), version))
     }
@@ -134,50 +135,47 @@ impl Ctx {
         Ok(state)
     }
 
-    /// Appends the first events of a stream whose id the caller just drew at random (so it
-    /// cannot exist yet), without asking the database whether it does.
+    /// Appends the first events of a stream whose id was just drawn at random (so it cannot
+    /// exist yet), without asking the database whether it does.
     pub async fn append_to_new_stream(
         &mut self,
         stream: &StreamId,
         events: &[DomainEvent],
         metadata: &Metadata,
-    ) -> Result<Vec<RecordedEvent>, AppendError> {
-        self.tx.claim_new_stream(stream);
+    ) -> Result<Vec<RecordedEvent>, CommandError> {
+        self.unit.new_stream(stream);
         self.append(stream, ExpectedVersion::NoStream, events, metadata)
             .await
     }
 
-    /// Appends to one stream and updates the projections in the same transaction.
+    /// Appends to one stream if it is at the expected version, and folds the new events into
+    /// the projections, all in this batch.
     pub async fn append(
         &mut self,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: &[DomainEvent],
         metadata: &Metadata,
-    ) -> Result<Vec<RecordedEvent>, AppendError> {
+    ) -> Result<Vec<RecordedEvent>, CommandError> {
         if events.is_empty() {
             return Ok(vec![]);
         }
+        let actual = self.unit.stream_version(stream).await?;
+        if !expected.admits(actual) {
+            return Err(CommandError::Conflict(format!(
+                "stream {stream} is at version {actual}, expected {expected:?}"
+            )));
+        }
         let recorded = self
-            .tx
-            .append(stream, expected, events, metadata, self.now)
-            .await?;
-        self.inline
-            .apply(self.tx.conn(), &recorded)
-            .await
-            .map_err(StoreError::from)?;
+            .unit
+            .tx()
+            .append_at(stream, actual, events, metadata, self.now);
+        let mut fold = Fold(&mut self.unit);
+        for event in &recorded {
+            mcp_projections::fold::apply(&mut fold, event)
+                .await
+                .map_err(StoreError::from)?;
+        }
         Ok(recorded)
-    }
-
-    /// The next id in a directory table. Rows are never deleted from these tables (removal is a
-    /// status), so an id is never reused; the ledger lock makes the read-then-append safe.
-    pub async fn next_id(&mut self, table: IdTable) -> Result<i64, StoreError> {
-        let sql = match table {
-            IdTable::Users => "select coalesce(max(id), 0) + 1 from users",
-            IdTable::Organizations => "select coalesce(max(id), 0) + 1 from organizations",
-            IdTable::Integrations => "select coalesce(max(id), 0) + 1 from integrations",
-            IdTable::Tokens => "select coalesce(max(id), 0) + 1 from tokens",
-        };
-        Ok(sqlx::query_scalar(sql).fetch_one(self.tx.conn()).await?)
     }
 }

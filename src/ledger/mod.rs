@@ -1,19 +1,30 @@
 //! The write side's one entry point: `Ledger::submit(command) -> outcome`.
 //!
-//! Commands are queued to a writer task that runs them in batches: one transaction holding the
-//! ledger lock, a savepoint per command, projections updated inline, one commit (group commit).
-//! A caller that goes away mid-command changes nothing: its command still runs to the end on the
-//! writer task, and the transaction is never left open.
+//! Commands are queued to one writer task, which runs them in batches: one transaction holding
+//! the ledger lock, one unit of work (`unit.rs`) that every command reads and writes through,
+//! and one commit (group commit). A batch is indistinguishable from running its commands one
+//! per transaction in queue order: a command that fails (an error or a panic) is rolled back to
+//! its mark in the unit of work and leaves no trace; a commit that fails because of one
+//! command's data is retried command by command, so only that command fails. A caller that goes
+//! away changes nothing: its command still runs to the end on the writer task.
 
 mod context;
+mod reads;
+mod unit;
 mod writer;
 
-pub use context::{Ctx, IdTable};
+pub use context::Ctx;
+pub use reads::UserAccess;
+pub use unit::IdTable;
 
-use crate::clock::Clock;
-use crate::commands::{Command, CommandError};
+use crate::clock::{Clock, SystemClock};
 use crate::crypto::EncryptionKey;
-use mcp_events::{EventStore, Timestamp};
+use crate::domain::DomainError;
+use crate::random::{Entropy, OsEntropy};
+use crate::secrets::SecretError;
+use mcp_events::{AppendError, EventStore, StoreError, Timestamp};
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -37,11 +48,94 @@ impl Default for LeasePolicy {
     }
 }
 
-pub(crate) struct Shared {
-    pub store: EventStore,
-    pub clock: Arc<dyn Clock>,
+/// One unit of work on the ledger. `execute` runs under the ledger lock, reading and writing
+/// only through its `Ctx`; an `Err` (or a panic) undoes everything it did, an `Ok` is committed
+/// with its batch. It may run more than once (when its batch's commit is retried command by
+/// command), so it takes `&self`; only the last run's outcome is delivered.
+pub trait Command: Send + Sync + 'static {
+    type Output: Send + 'static;
+
+    fn execute(
+        &self,
+        ctx: &mut Ctx,
+    ) -> impl Future<Output = Result<Self::Output, CommandError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("concurrent change: {0}")]
+    Conflict(String),
+    #[error("storage error: {0}")]
+    Store(#[from] StoreError),
+    #[error("credentials error: {0}")]
+    Secret(#[from] SecretError),
+    /// The database cannot be reached or cannot take writes now; nothing was applied.
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
+    /// The command panicked (a bug); nothing it did was applied.
+    #[error("the command panicked: {0}")]
+    Panicked(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<AppendError> for CommandError {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::Conflict { .. } => CommandError::Conflict(error.to_string()),
+            AppendError::Store(store) => CommandError::Store(store),
+        }
+    }
+}
+
+impl From<sqlx::Error> for CommandError {
+    fn from(error: sqlx::Error) -> Self {
+        CommandError::Store(StoreError::Database(error))
+    }
+}
+
+/// What the ledger is opened with besides its store.
+#[derive(Clone)]
+pub struct LedgerSetup {
     pub key: EncryptionKey,
     pub policy: LeasePolicy,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    /// Whether the writer keeps what it has read from one batch to the next (while nobody else
+    /// appends). See README "Writer memory" for what it is worth.
+    pub memory: bool,
+}
+
+impl LedgerSetup {
+    pub fn new(key: EncryptionKey) -> Self {
+        Self {
+            key,
+            policy: LeasePolicy::default(),
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(OsEntropy),
+            memory: true,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub store: EventStore,
+    pub setup: LedgerSetup,
+    pub stats: WriterStats,
+}
+
+/// What the writer has done so far (for tests and metrics).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed, and the commands they held.
+    pub committed_batches: AtomicU64,
+    pub committed_commands: AtomicU64,
+    /// Batches whose commands had to be run again one by one.
+    pub retried_batches: AtomicU64,
+    /// Batches the database failed (nothing applied).
+    pub failed_batches: AtomicU64,
 }
 
 /// A handle on the ledger; cheap to clone.
@@ -51,22 +145,29 @@ pub struct Ledger {
     jobs: mpsc::Sender<writer::Job>,
 }
 
+/// A command in the writer's queue; `outcome` waits for its batch.
+pub struct Queued<T> {
+    reply: oneshot::Receiver<Result<T, CommandError>>,
+}
+
+impl<T> Queued<T> {
+    pub async fn outcome(self) -> Result<T, CommandError> {
+        self.reply
+            .await
+            .unwrap_or_else(|_| Err(CommandError::Internal("the ledger writer stopped".into())))
+    }
+}
+
 impl Ledger {
     /// Brings projections up to date with the log and starts the writer task.
-    pub async fn open(
-        store: EventStore,
-        clock: Arc<dyn Clock>,
-        key: EncryptionKey,
-        policy: LeasePolicy,
-    ) -> Result<Self, CommandError> {
+    pub async fn open(store: EventStore, setup: LedgerSetup) -> Result<Self, CommandError> {
         mcp_projections::ensure(&store)
             .await
             .map_err(|e| CommandError::Internal(format!("bringing projections up to date: {e}")))?;
         let shared = Arc::new(Shared {
             store,
-            clock,
-            key,
-            policy,
+            setup,
+            stats: WriterStats::default(),
         });
         let (jobs, queue) = mpsc::channel(writer::QUEUE_DEPTH);
         tokio::spawn(writer::run(shared.clone(), queue));
@@ -75,27 +176,33 @@ impl Ledger {
 
     /// Runs one command in the ledger's write transaction and returns its outcome once committed.
     pub async fn submit<C: Command>(&self, command: C) -> Result<C::Output, CommandError> {
+        self.enqueue(command).await?.outcome().await
+    }
+
+    /// Puts a command in the writer's queue and returns once it is there (commands enqueued one
+    /// after another run in that order).
+    pub async fn enqueue<C: Command>(&self, command: C) -> Result<Queued<C::Output>, CommandError> {
         let (reply, outcome) = oneshot::channel();
         self.jobs
             .send(writer::Job::new(command, reply))
             .await
-            .map_err(|_| CommandError::Unavailable)?;
-        outcome.await.map_err(|_| CommandError::Unavailable)?
+            .map_err(|_| CommandError::Internal("the ledger writer stopped".into()))?;
+        Ok(Queued { reply: outcome })
     }
 
     pub fn store(&self) -> &EventStore {
         &self.shared.store
     }
 
+    pub fn stats(&self) -> &WriterStats {
+        &self.shared.stats
+    }
+
     pub fn now(&self) -> Timestamp {
-        self.shared.clock.now()
+        self.shared.setup.clock.now()
     }
 
     pub fn policy(&self) -> LeasePolicy {
-        self.shared.policy
-    }
-
-    pub fn key(&self) -> &EncryptionKey {
-        &self.shared.key
+        self.shared.setup.policy
     }
 }

@@ -1,12 +1,21 @@
 //! The writer task: drains queued commands into batches and runs each batch in one transaction.
+//!
+//! The contract of a batch: observably identical to running its commands one per transaction,
+//! in queue order. Each command runs between a mark and a rollback (if it fails or panics) in
+//! the unit of work. If the batch cannot commit for a reason one command's data could cause
+//! (a value a column cannot hold, a constraint), or a statement failed inside it (PostgreSQL
+//! then refuses the rest of the transaction), its commands are run again one per transaction, so
+//! only the culprit fails. If the database itself fails (gone, full), the batch's callers get
+//! `Unavailable`, nothing is applied, and the next batch starts afresh on a new connection.
 
-use super::context::SealedSecrets;
-use super::{Ctx, Shared};
-use crate::commands::{Command, CommandError};
+use super::context::Ctx;
+use super::unit::{Memory, UnitOfWork};
+use super::{Command, CommandError, Shared};
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use mcp_events::{StreamMemory, ValidAt};
-use mcp_projections::InlineBatch;
+use mcp_events::{is_data_error, is_unavailable, AppendError, StoreError};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,14 +23,55 @@ pub const QUEUE_DEPTH: usize = 4096;
 /// At most this many commands share one transaction.
 const MAX_BATCH: usize = 256;
 
-/// Sends a command's result once its batch has committed (or failed to).
-type Delivery = Box<dyn FnOnce(Result<(), CommandError>) + Send>;
-type Run = Box<dyn for<'a> FnOnce(&'a mut Ctx) -> BoxFuture<'a, (bool, Delivery)> + Send>;
+/// A queued command with the channel its outcome goes back on.
+pub struct Job(Box<dyn Runnable>);
 
-/// A type-erased command with the channel its outcome goes back on.
-pub struct Job {
-    run: Run,
-    writes_tables: bool,
+trait Runnable: Send {
+    /// Runs the command; keeps its outcome until `deliver`. `true` if it succeeded.
+    fn run<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, bool>;
+    /// Sends the outcome of the last run, or `failure` if a successful run was not committed.
+    fn deliver(self: Box<Self>, failure: Option<CommandError>);
+}
+
+struct Pending<C: Command> {
+    command: C,
+    outcome: Option<Result<C::Output, CommandError>>,
+    reply: oneshot::Sender<Result<C::Output, CommandError>>,
+}
+
+impl<C: Command> Runnable for Pending<C> {
+    fn run<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, bool> {
+        async move {
+            let outcome = AssertUnwindSafe(self.command.execute(ctx))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(CommandError::Panicked(panic_message(&*panic))));
+            let succeeded = outcome.is_ok();
+            self.outcome = Some(outcome);
+            succeeded
+        }
+        .boxed()
+    }
+
+    fn deliver(self: Box<Self>, failure: Option<CommandError>) {
+        let result = match (self.outcome, failure) {
+            // A command that failed on its own failed whatever happened to its batch.
+            (Some(Err(error)), _) => Err(error),
+            (_, Some(failure)) => Err(failure),
+            (Some(Ok(output)), None) => Ok(output),
+            (None, None) => Err(CommandError::Internal("the command never ran".into())),
+        };
+        // The caller may have gone away; its command ran all the same.
+        let _ = self.reply.send(result);
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 impl Job {
@@ -29,67 +79,41 @@ impl Job {
         command: C,
         reply: oneshot::Sender<Result<C::Output, CommandError>>,
     ) -> Self {
-        let run: Run = Box::new(move |ctx: &mut Ctx| {
-            async move {
-                let outcome = command.execute(ctx).await;
-                let succeeded = outcome.is_ok();
-                let delivery: Delivery = Box::new(move |committed| {
-                    let result = committed.and(outcome);
-                    // The caller may have gone away; its command still ran to the end.
-                    let _ = reply.send(result);
-                });
-                (succeeded, delivery)
-            }
-            .boxed()
-        });
-        Self {
-            run,
-            writes_tables: C::WRITES_TABLES,
-        }
+        Job(Box::new(Pending {
+            command,
+            outcome: None,
+            reply,
+        }))
     }
-}
-
-/// Above this many sealed secrets the writer's memory is not kept after a commit.
-const MAX_SECRETS: usize = 10_000;
-
-/// What the writer carries from one batch to the next. It is used only while the log's head is
-/// where this writer's last commit left it: a batch that starts anywhere else (another process
-/// appended), or follows a failed one, starts from nothing.
-#[derive(Default)]
-pub(super) struct Memory {
-    /// Where `inline` and `secrets` are valid (the event store checks `streams` itself).
-    valid_at: ValidAt,
-    streams: StreamMemory,
-    inline: InlineBatch,
-    secrets: SealedSecrets,
 }
 
 pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
     let mut memory = Memory::default();
     while let Some(first) = queue.recv().await {
-        if let Err(error) = run_batch(&shared, first, &mut queue, &mut memory).await {
-            memory = Memory::default();
-            tracing::error!(%error, "a command batch failed");
-        }
+        memory = run_batch(&shared, first, &mut queue, memory).await;
     }
 }
 
+/// How a batch ended.
+enum Ended {
+    Committed(Memory),
+    /// A command's data (or a failed statement) spoiled the transaction: run them one by one.
+    Retry,
+    /// The database failed; every caller gets this.
+    Failed(CommandError),
+}
+
 /// Runs a batch: the first job, and every job queued by the time the ledger lock is taken (so
-/// commands that arrive while a batch commits share the next one). Any job not delivered
-/// (dropped) is answered `Unavailable` by its channel.
-///
-/// Each command runs behind a savepoint, so a failing one is undone without touching the others.
-/// For request commands the savepoint is in memory only (their writes are deferred to commit);
-/// commands that write other tables get a SQL savepoint as well.
+/// commands that arrive while a batch commits share the next one). Returns what the writer may
+/// remember for the next batch.
 async fn run_batch(
     shared: &Arc<Shared>,
     first: Job,
     queue: &mut mpsc::Receiver<Job>,
-    memory: &mut Memory,
-) -> Result<(), CommandError> {
+    memory: Memory,
+) -> Memory {
     let started = std::time::Instant::now();
-    let streams = std::mem::take(&mut memory.streams);
-    let tx = shared.store.begin_write_remembering(streams).await?;
+    let unit = UnitOfWork::begin(&shared.store, memory).await;
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH {
         match queue.try_recv() {
@@ -97,96 +121,157 @@ async fn run_batch(
             Err(_) => break,
         }
     }
-    let size = batch.len();
-    let (inline, secrets) = if memory.valid_at.resume_at(tx.position()) {
-        (
-            std::mem::take(&mut memory.inline),
-            std::mem::take(&mut memory.secrets),
-        )
-    } else {
-        Default::default()
+    let unit = match unit {
+        Ok(unit) => unit,
+        Err(error) => {
+            let failure = unavailable(&error.to_string());
+            tracing::error!(%error, "cannot start a ledger transaction");
+            shared.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            for job in batch {
+                job.0.deliver(Some(failure.share()));
+            }
+            return Memory::default();
+        }
     };
+    let size = batch.len();
+    let ended = run_in(shared, unit, &mut batch, size > 1).await;
+    let memory = match ended {
+        Ended::Committed(memory) => {
+            shared.stats.committed(size);
+            for job in batch {
+                job.0.deliver(None);
+            }
+            keep(shared, memory)
+        }
+        Ended::Retry => {
+            tracing::warn!(
+                size,
+                "a batch could not commit; running its commands one by one"
+            );
+            shared.stats.retried_batches.fetch_add(1, Ordering::Relaxed);
+            run_one_by_one(shared, batch).await;
+            Memory::default()
+        }
+        Ended::Failed(failure) => {
+            shared.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            for job in batch {
+                job.0.deliver(Some(failure.share()));
+            }
+            Memory::default()
+        }
+    };
+    tracing::trace!(size, micros = started.elapsed().as_micros() as u64, "batch");
+    memory
+}
+
+/// Runs jobs in one unit of work and commits it. With `retry`, a spoiled transaction ends the
+/// run early (the jobs are then run again one by one); without, it fails the jobs.
+async fn run_in(shared: &Arc<Shared>, unit: UnitOfWork, batch: &mut [Job], retry: bool) -> Ended {
     let mut ctx = Ctx {
-        tx,
-        inline,
-        secrets,
-        now: shared.clock.now(),
+        unit,
+        now: shared.setup.clock.now(),
         shared: shared.clone(),
     };
-    let mut deliveries = Vec::with_capacity(size);
-    if size == 1 {
-        // Alone in its transaction: a failure rolls all of it back, so it may write any table.
-        ctx.inline.allow_table_writes(true);
-        let job = batch.into_iter().next().expect("one job");
-        let (succeeded, delivery) = (job.run)(&mut ctx).await;
-        if !succeeded {
-            // Nothing to keep: the memory taken for this batch goes with the rollback.
-            ctx.tx.rollback().await?;
-            delivery(Ok(()));
-            return Ok(());
+    for job in batch.iter_mut() {
+        ctx.now = shared.setup.clock.now();
+        let mark = ctx.unit.mark();
+        if !job.0.run(&mut ctx).await {
+            ctx.unit.rollback(mark);
         }
-        deliveries.push(delivery);
-    } else {
-        for job in batch {
-            run_job(&mut ctx, job, &mut deliveries).await?;
+        if retry && ctx.unit.sql_failed() {
+            ctx.unit.abandon().await;
+            return Ended::Retry;
         }
     }
-    let result = commit(ctx, memory).await;
-    let failure = result.as_ref().err().map(|e| e.to_string());
-    for delivery in deliveries {
-        delivery(match &failure {
-            None => Ok(()),
-            Some(message) => Err(CommandError::Internal(format!("commit failed: {message}"))),
-        });
+    match ctx.unit.commit().await {
+        Ok(memory) => Ended::Committed(memory),
+        Err(error) if retry && is_refused_data(&error) => {
+            tracing::warn!(%error, "a batch's data was refused at commit");
+            Ended::Retry
+        }
+        Err(error) => {
+            tracing::error!(%error, "a ledger commit failed");
+            Ended::Failed(commit_failure(error))
+        }
     }
-    tracing::trace!(size, micros = started.elapsed().as_micros() as u64, "batch");
-    result
 }
 
-/// Runs one job of a batch behind its savepoint; an error here fails the whole batch.
-async fn run_job(
-    ctx: &mut Ctx,
-    job: Job,
-    deliveries: &mut Vec<Delivery>,
-) -> Result<(), CommandError> {
-    ctx.now = ctx.shared.clock.now();
-    let savepoint = if job.writes_tables {
-        ctx.tx.savepoint().await?
-    } else {
-        ctx.tx.mark()
-    };
-    ctx.inline.allow_table_writes(job.writes_tables);
-    let mark = ctx.inline.mark();
-    let (succeeded, delivery) = (job.run)(ctx).await;
-    deliveries.push(delivery);
-    if succeeded {
-        ctx.tx.release(savepoint).await?;
-    } else {
-        ctx.inline.rollback(mark);
-        // It may have stored a secret version that a later command would reuse.
-        ctx.secrets.clear();
-        ctx.tx.rollback_to(savepoint).await?;
+/// Runs each job in a transaction of its own. If the database fails for one, the rest are not
+/// tried: they get the same answer at once.
+async fn run_one_by_one(shared: &Arc<Shared>, batch: Vec<Job>) {
+    let mut failure: Option<CommandError> = None;
+    for mut job in batch {
+        if let Some(failure) = &failure {
+            job.0.deliver(Some(failure.share()));
+            continue;
+        }
+        let ended = match UnitOfWork::begin(&shared.store, Memory::default()).await {
+            Ok(unit) => run_in(shared, unit, std::slice::from_mut(&mut job), false).await,
+            Err(error) => Ended::Failed(unavailable(&error.to_string())),
+        };
+        match ended {
+            Ended::Committed(_) => {
+                shared.stats.committed(1);
+                job.0.deliver(None);
+            }
+            Ended::Failed(error) if matches!(error, CommandError::Unavailable(_)) => {
+                failure = Some(error.share());
+                job.0.deliver(Some(error));
+            }
+            Ended::Failed(error) => job.0.deliver(Some(error)),
+            Ended::Retry => unreachable!("a single job is never retried"),
+        }
     }
-    Ok(())
 }
 
-/// Writes the deferred rows and checkpoints and commits; on success the memory carries on
-/// (unless it has grown too large to keep).
-async fn commit(ctx: Ctx, memory: &mut Memory) -> Result<(), CommandError> {
-    let Ctx {
-        mut tx,
-        mut inline,
-        secrets,
-        ..
-    } = ctx;
-    let position = tx.position();
-    inline.flush(tx.conn()).await?;
-    mcp_projections::set_checkpoints(tx.conn(), position).await?;
-    memory.streams = tx.commit_remembering().await?;
-    if !inline.is_oversized() && secrets.len() <= MAX_SECRETS {
-        memory.inline = inline;
-        memory.secrets = secrets;
-        memory.valid_at.committed_at(position);
+/// Whether a commit failed for what one command wrote (a value or a constraint), not for the
+/// database itself.
+fn is_refused_data(error: &AppendError) -> bool {
+    match error {
+        AppendError::Conflict { .. } => true,
+        AppendError::Store(StoreError::Database(error)) => is_data_error(error),
+        AppendError::Store(_) => false,
     }
-    Ok(())
+}
+
+/// A commit that failed: the database (unreachable, full), or the culprit's own data (when it
+/// was alone in its transaction).
+fn commit_failure(error: AppendError) -> CommandError {
+    match error {
+        AppendError::Store(StoreError::Database(error)) if is_unavailable(&error) => {
+            unavailable(&error.to_string())
+        }
+        other => CommandError::from(other),
+    }
+}
+
+fn unavailable(reason: &str) -> CommandError {
+    CommandError::Unavailable(reason.to_owned())
+}
+
+impl CommandError {
+    /// The failure of a batch, for each of its callers.
+    fn share(&self) -> CommandError {
+        match self {
+            CommandError::Unavailable(reason) => CommandError::Unavailable(reason.clone()),
+            other => CommandError::Internal(format!("the batch did not commit: {other}")),
+        }
+    }
+}
+
+impl super::WriterStats {
+    fn committed(&self, commands: usize) {
+        self.committed_batches.fetch_add(1, Ordering::Relaxed);
+        self.committed_commands
+            .fetch_add(commands as u64, Ordering::Relaxed);
+    }
+}
+
+/// What the writer remembers after a commit: everything, if configured and small enough.
+fn keep(shared: &Shared, memory: Memory) -> Memory {
+    if shared.setup.memory && memory.worth_keeping() {
+        memory
+    } else {
+        Memory::default()
+    }
 }

@@ -1,16 +1,16 @@
-//! The HTTP load measurement of `mcp-manager bench`: the real server on a loopback port, and
+//! The HTTP load measurement of `mcp-manager-bench`: the real server on a loopback port, and
 //! `connections` concurrent clients creating, renewing and reading leases.
 
-use crate::app::Application;
-use crate::clock::SystemClock;
-use crate::commands::directory::RegisterUser;
-use crate::commands::integrations::AddIntegration;
-use crate::commands::tokens::IssueToken;
-use crate::config::Settings;
-use crate::crypto::EncryptionKey;
-use crate::tokens::expose;
-use crate::validate::ServiceName;
 use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata};
+use mcp_manager::app::Application;
+use mcp_manager::clock::SystemClock;
+use mcp_manager::commands::directory::RegisterUser;
+use mcp_manager::commands::integrations::AddIntegration;
+use mcp_manager::commands::tokens::IssueToken;
+use mcp_manager::config::Settings;
+use mcp_manager::crypto::EncryptionKey;
+use mcp_manager::tokens::expose;
+use mcp_manager::validate::ServiceName;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! `mcp-manager bench`: the speed figures of the README, measured on throwaway databases.
+//! `mcp-manager-bench`: the speed figures of the README, measured on throwaway databases.
 //!
 //! - append: authenticated `GET lease` commands through `Ledger::submit` (each appends one
 //!   `mcp_auth_success` event, updates the token and audit projections and commits), with 1 and
@@ -10,26 +10,33 @@
 //! It never touches `DATABASE_URL`: SQLite runs in a temporary directory, PostgreSQL in a fresh
 //! database created (and dropped) on `--postgres-url`.
 
-use crate::clock::SystemClock;
-use crate::commands::api::{ApiAction, ApiCall, ApiReply, Caller, LeaseRequest};
-use crate::commands::directory::RegisterUser;
-use crate::commands::integrations::AddIntegration;
-use crate::commands::tokens::IssueToken;
-use crate::config::Settings;
-use crate::crypto::EncryptionKey;
-use crate::ledger::{LeasePolicy, Ledger};
-use crate::tokens::{expose, hash_token};
-use crate::validate::ServiceName;
+mod http;
+
 use anyhow::Context;
-use clap::Args;
+use clap::Parser;
 use mcp_events::{
     Backend, CredentialScope, Database, DbOptions, DomainEvent, EventStore, ExpectedVersion,
     IntegrationOwner, IntegrationStatus, Metadata, ResolvedService, StreamId, Timestamp,
 };
-use std::sync::Arc;
+use mcp_manager::commands::directory::RegisterUser;
+use mcp_manager::commands::integrations::AddIntegration;
+use mcp_manager::commands::mcp::{Answer, Caller, CreateLease, GetLease, McpRequest};
+use mcp_manager::commands::tokens::IssueToken;
+use mcp_manager::crypto::EncryptionKey;
+use mcp_manager::ledger::{Ledger, LedgerSetup};
+use mcp_manager::tokens::{expose, hash_token};
+use mcp_manager::validate::ServiceName;
 use std::time::Instant;
 
-#[derive(Debug, Clone, Args)]
+/// mimalloc, as in the server: the measurements are of what runs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "mcp-manager-bench",
+    about = "Measure MCP Manager's append, HTTP and replay throughput on throwaway databases"
+)]
 pub struct BenchArgs {
     /// Backends to measure.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
@@ -119,7 +126,12 @@ async fn admin(url: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(_settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    run(BenchArgs::parse()).await
+}
+
+async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!("{:<10} {:<44} {:>14}", "backend", "measurement", "result");
     for name in &args.backends {
         let backend = match name.as_str() {
@@ -143,9 +155,7 @@ pub async fn run(_settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
         }
         if args.http_requests > 0 {
             let db = Throwaway::new(backend, &args.postgres_url).await?;
-            for phase in
-                crate::bench_http::run(&db.url, args.http_requests, args.connections).await?
-            {
+            for phase in http::run(&db.url, args.http_requests, args.connections).await? {
                 println!(
                     "{:<10} {:<44} {:>10.0} /s   p50 {:.2} ms  p99 {:.2} ms",
                     backend.name(),
@@ -197,13 +207,7 @@ fn meta() -> Metadata {
 /// Commands per second for `commands` authenticated lease reads from `submitters` tasks.
 async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result<f64> {
     let store = EventStore::new(Database::connect(url, &DbOptions::default()).await?);
-    let ledger = Ledger::open(
-        store.clone(),
-        Arc::new(SystemClock),
-        EncryptionKey::generate(),
-        LeasePolicy::default(),
-    )
-    .await?;
+    let ledger = Ledger::open(store.clone(), LedgerSetup::new(EncryptionKey::generate())).await?;
     let user_id = ledger
         .submit(RegisterUser {
             email: "bench@example.com".into(),
@@ -237,7 +241,7 @@ async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result
         token_hash: Some(hash_token(expose(&token.token))),
         ..Caller::default()
     };
-    let request = LeaseRequest {
+    let action = CreateLease {
         services: vec!["todoist".into()],
         ttl: 3600,
         server_id: "bench".into(),
@@ -245,14 +249,14 @@ async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result
         client_info: None,
     };
     let lease_id = match ledger
-        .submit(ApiCall {
+        .submit(McpRequest {
             caller: caller.clone(),
-            action: ApiAction::CreateLease(request),
+            action,
         })
         .await?
     {
-        Ok(ApiReply::Created(view)) => view.lease_id,
-        other => anyhow::bail!("creating the bench lease failed: {other:?}"),
+        Answer::Granted(lease) => lease.lease_id,
+        Answer::Refused(refusal) => anyhow::bail!("creating the bench lease failed: {refusal:?}"),
     };
 
     let started = Instant::now();
@@ -262,18 +266,15 @@ async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result
             let (ledger, caller, lease_id) = (ledger.clone(), caller.clone(), lease_id.clone());
             tokio::spawn(async move {
                 for _ in 0..per_task {
-                    let action = ApiAction::GetLease {
+                    let action = GetLease {
                         lease_id: lease_id.clone(),
                     };
-                    match ledger
-                        .submit(ApiCall {
-                            caller: caller.clone(),
-                            action,
-                        })
-                        .await?
-                    {
-                        Ok(_) => {}
-                        Err(refusal) => anyhow::bail!("a bench request was refused: {refusal:?}"),
+                    let request = McpRequest {
+                        caller: caller.clone(),
+                        action,
+                    };
+                    if let Answer::Refused(refusal) = ledger.submit(request).await? {
+                        anyhow::bail!("a bench request was refused: {refusal:?}");
                     }
                 }
                 Ok(())
