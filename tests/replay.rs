@@ -347,7 +347,58 @@ async fn concurrent_rebuilds_take_turns(backend: Backend) {
     assert!(matches!(outcome, CheckOutcome::Same(_)), "{outcome:?}");
 }
 
+/// A CLI command starting while the server writes finds the projections current (it reads the
+/// head and the checkpoints in one snapshot) and never rebuilds them.
+async fn a_command_starting_under_load_never_rebuilds(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = EventStore::new(db.connect_with(&DbOptions::default()).await);
+    let clock = ManualClock::default();
+    let ledger = open(store.clone(), &clock).await;
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (ledger, writing) = (ledger.clone(), writing.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while writing.load(std::sync::atomic::Ordering::SeqCst) {
+                let submits = (0..32).map(|i| {
+                    ledger.submit(RegisterUser {
+                        email: format!("load{n}-{i}@example.com"),
+                        name: "Load".into(),
+                        metadata: meta(),
+                    })
+                });
+                for registered in futures::future::join_all(submits).await {
+                    registered.unwrap();
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let cli = EventStore::new(db.connect_with(&DbOptions::default()).await);
+    while cli.head().await.unwrap().0 < 100 {
+        tokio::task::yield_now().await;
+    }
+    for attempt in 0..300 {
+        let current = mcp_projections::schema::current(&cli).await.unwrap();
+        assert!(
+            current,
+            "attempt {attempt}: current projections looked behind"
+        );
+    }
+    for attempt in 0..20 {
+        let rebuilt = mcp_projections::ensure(&cli).await.unwrap();
+        assert!(
+            !rebuilt,
+            "attempt {attempt}: current projections were rebuilt"
+        );
+    }
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(writer.await.unwrap() > 0, "the writer wrote meanwhile");
+}
+
 both_backends! {
+    starting_under_load => a_command_starting_under_load_never_rebuilds,
     concurrent_rebuilds => concurrent_rebuilds_take_turns,
     randomized_history => a_rebuild_matches_the_live_projections_row_for_row,
 }

@@ -110,7 +110,7 @@ pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
 /// Whether every projection is at its current version and checkpointed at the log's head. The
 /// head and the checkpoints are read in one statement, so one snapshot: a writer committing
 /// between two reads would otherwise make current projections look behind.
-async fn current(store: &EventStore) -> Result<bool, crate::ReplayError> {
+pub async fn current(store: &EventStore) -> Result<bool, crate::ReplayError> {
     let rows = sqlx::query(
         "select c.name, c.position, c.version, h.position from projection_checkpoints c \
          cross join ledger_head h where h.id = 1",

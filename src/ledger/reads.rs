@@ -22,11 +22,16 @@ pub struct UserAccess {
 
 impl UnitOfWork {
     /// Committed rows merged with this batch's changes to the same table: those that satisfy
-    /// `keep` (the same predicate the SQL query applied), in key order.
+    /// `keep`, in key order. The committed rows must include every row that satisfies `keep`
+    /// (the SQL query may select more).
     fn merge<R: TableRow>(&self, committed: Vec<R>, keep: impl Fn(&R) -> bool) -> Vec<R> {
         let dirty = self.dirty_rows::<R>();
-        let mut rows: BTreeMap<Vec<Cell>, R> =
-            committed.into_iter().map(|row| (row.key(), row)).collect();
+        let mut rows: BTreeMap<Vec<Cell>, R> = committed
+            .into_iter()
+            .filter(&keep)
+            .map(|row| (row.key(), row))
+            .collect();
+
         for (key, row) in dirty {
             rows.remove(&key);
             if let Some(row) = row.filter(&keep) {

@@ -60,7 +60,54 @@ async fn authentication_is_checked_before_the_body(backend: Backend) {
     assert_eq!(json["error"], "Missing bearer token");
 }
 
+/// Values a backend cannot store (NUL, which PostgreSQL refuses in text) are refused before
+/// storage, alike on both backends: 422 in a body, 404 for a lease id in the path. Nobody
+/// else's request is touched (see tests/ledger.rs for the batch side).
+async fn unstorable_values_are_refused_at_the_boundary(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ada@example.com").await;
+    let token = app.token(user).await;
+    app.personal(user, "todoist", serde_json::json!({"access_token": "t"}))
+        .await;
+    let (status, body) = app
+        .post(
+            "/api/mcp/credentials/lease",
+            &token,
+            serde_json::json!({"services": ["todoist"], "server_id": "x\0y"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"]["server_id"].is_array(), "{body}");
+    let (status, lease) = app.lease(&token, &["todoist"]).await;
+    assert_eq!(status, 201, "{lease}");
+    let id = lease["lease_id"].as_str().unwrap();
+    let response = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/mcp/credentials/lease/{id}"),
+            Some(&token),
+            Some(serde_json::json!({"reason": "a\0b"})),
+        )
+        .await;
+    let (status, body) = into_parts(response).await;
+    assert_eq!(status, 422, "{body}");
+    for path in ["x%00y", "lse_x%00y", "%00"] {
+        let (status, body) = app
+            .get(&format!("/api/mcp/credentials/lease/{path}"), &token)
+            .await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["message"], "Lease not found");
+    }
+    // Still usable, and every refusal above counted as a use of the token.
+    let (status, _) = app
+        .get(&format!("/api/mcp/credentials/lease/{id}"), &token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.token_row(1).await.usage_count, 7);
+}
+
 both_backends! {
+    unstorable_values => unstorable_values_are_refused_at_the_boundary,
     bad_bodies => bad_bodies_get_clean_json_errors,
     auth_first => authentication_is_checked_before_the_body,
 }
