@@ -27,8 +27,10 @@ pub async fn open_ledger(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::
     let setup = LedgerSetup {
         policy,
         clock,
+        memory: settings.writer_memory,
         ..LedgerSetup::new(key)
     };
+
     let ledger = Ledger::open(EventStore::new(database), setup)
         .await
         .context("opening the ledger")?;

@@ -55,6 +55,17 @@ pub struct Settings {
     /// How often the expirer looks for leases past their expiry, in seconds.
     #[arg(long, env = "MCP_EXPIRY_INTERVAL", default_value_t = 30, global = true)]
     pub expiry_interval_seconds: u64,
+
+    /// Whether the writer keeps what it has read from one batch to the next (while no other
+    /// process appends). See README "Benchmarks" for what it is worth.
+    #[arg(
+        long,
+        env = "MCP_WRITER_MEMORY",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub writer_memory: bool,
 }
 
 impl Settings {
@@ -68,6 +79,7 @@ impl Settings {
             lease_max_ttl: 86_400,
             max_renewals: 24,
             expiry_interval_seconds: 30,
+            writer_memory: true,
         }
     }
 

@@ -25,7 +25,7 @@ use mcp_manager::commands::mcp::{
 };
 use mcp_manager::commands::tokens::*;
 use mcp_manager::crypto::EncryptionKey;
-use mcp_manager::ledger::{Command, CommandError, Ctx, IdTable, Ledger, LedgerSetup};
+use mcp_manager::ledger::{Command, CommandError, Ctx, IdTable, Ledger, LedgerSetup, Prefetch};
 use mcp_manager::random::SeededEntropy;
 use mcp_manager::secrets;
 use mcp_manager::tokens::{expose, hash_token};
@@ -352,6 +352,20 @@ impl Scripted {
 
 impl Command for Scripted {
     type Output = String;
+
+    /// What the op would read, as far as the registry knows it when the batch starts (a hint
+    /// that may be stale or wrong: it must change nothing but speed).
+    fn prefetch(&self, wanted: &mut Prefetch) {
+        if let Op::Api { token, route } = &self.op {
+            wanted.token_hashes.extend(self.caller(token).token_hash);
+            match route {
+                Route::Renew(n) | Route::Get(n) | Route::Revoke(n) => {
+                    wanted.lease_ids.push(self.lease(*n))
+                }
+                Route::Me | Route::Create { .. } => {}
+            }
+        }
+    }
 
     async fn execute(&self, ctx: &mut Ctx) -> Result<String, CommandError> {
         let described = match &self.op {

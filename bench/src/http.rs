@@ -1,5 +1,9 @@
-//! The HTTP load measurement of `mcp-manager-bench`: the real server on a loopback port, and
-//! `connections` concurrent clients creating, renewing and reading leases.
+//! The HTTP load measurement: the real server on a loopback port, and `connections` concurrent
+//! clients creating, renewing, reading and revoking leases.
+//!
+//! Two shapes: the short run (create `requests` leases, then renew and read each once), and
+//! the large population (`population` live leases, then renewals and revocations of leases
+//! drawn at random from all of them, as a real fleet of MCP servers would send).
 
 use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata};
 use mcp_manager::app::Application;
@@ -9,6 +13,7 @@ use mcp_manager::commands::integrations::AddIntegration;
 use mcp_manager::commands::tokens::IssueToken;
 use mcp_manager::config::Settings;
 use mcp_manager::crypto::EncryptionKey;
+use mcp_manager::random::{base62, OsEntropy};
 use mcp_manager::tokens::expose;
 use mcp_manager::validate::ServiceName;
 use serde_json::{json, Value};
@@ -16,10 +21,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct Phase {
-    pub name: &'static str,
+    pub name: String,
     pub rate: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub requests: usize,
+    pub connections: usize,
+    /// Live leases before the population phases (0: only the short run).
+    pub population: usize,
+    /// The writer's memory between batches.
+    pub memory: bool,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -27,13 +42,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// Runs one phase: `per_worker[i]` requests for worker `i`, made by `request`.
+/// Runs one phase: `per_worker` requests for each of `workers`, made by `request(worker, n)`;
+/// returns its figures and each request's answer.
 async fn phase<F, Fut>(
-    name: &'static str,
+    name: &str,
     workers: usize,
     per_worker: usize,
     request: F,
-) -> anyhow::Result<(Phase, Vec<Vec<Value>>)>
+) -> anyhow::Result<(Phase, Vec<Value>)>
 where
     F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<Value>> + Send,
@@ -59,13 +75,13 @@ where
     for task in tasks {
         let (l, b) = task.await??;
         latencies.extend(l);
-        bodies.push(b);
+        bodies.extend(b);
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
     Ok((
         Phase {
-            name,
+            name: name.to_owned(),
             rate: latencies.len() as f64 / elapsed,
             p50_ms: percentile(&latencies, 0.50),
             p99_ms: percentile(&latencies, 0.99),
@@ -74,9 +90,60 @@ where
     ))
 }
 
-pub async fn run(url: &str, requests: usize, connections: usize) -> anyhow::Result<Vec<Phase>> {
+/// What every request needs: the client, the lease URL and the token.
+#[derive(Clone)]
+struct Target {
+    client: reqwest::Client,
+    base: Arc<str>,
+    token: Arc<str>,
+}
+
+impl Target {
+    async fn create(&self, server_id: String) -> anyhow::Result<Value> {
+        let body = json!({"services": ["todoist", "openai"], "server_id": server_id});
+        let response = self
+            .client
+            .post(&*self.base)
+            .bearer_auth(&*self.token)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 201,
+            "create answered {}",
+            response.status()
+        );
+        let body: Value = response.json().await?;
+        Ok(body["lease_id"].clone())
+    }
+
+    async fn call(&self, method: reqwest::Method, path: String) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .request(method.clone(), format!("{}/{path}", self.base))
+            .bearer_auth(&*self.token)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 200,
+            "{method} {path} answered {}",
+            response.status()
+        );
+        Ok(Value::Null)
+    }
+}
+
+/// Picks distinct pseudo-random indexes below `n` (a fixed permutation step, no RNG state).
+fn scattered(n: usize, i: usize) -> usize {
+    // 7919 is prime and does not divide any population used here, so i ↦ i·7919 mod n is a
+    // permutation of 0..n when gcd(7919, n) = 1.
+    (i.wrapping_mul(7919) + 13) % n
+}
+
+pub async fn run(url: &str, load: Load) -> anyhow::Result<Vec<Phase>> {
     let mut settings = Settings::for_database(url);
     settings.encryption_key = Some(EncryptionKey::generate_base64().into());
+    settings.writer_memory = load.memory;
     let app = Application::build(settings, Arc::new(SystemClock), "127.0.0.1:0".parse()?).await?;
     let base = format!("http://{}/api/mcp/credentials/lease", app.local_addr());
     let ledger = app.ledger().clone();
@@ -116,76 +183,92 @@ pub async fn run(url: &str, requests: usize, connections: usize) -> anyhow::Resu
             metadata: meta(),
         })
         .await?;
-    let token = Arc::new(expose(&issued.token).to_owned());
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()?;
-    let workers = connections.max(1);
-    let per_worker = (requests / workers).max(1);
+    let target = Target {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(load.connections)
+            .build()?,
+        base: base.into(),
+        token: expose(&issued.token).into(),
+    };
+    let workers = load.connections.max(1);
+    let per_worker = (load.requests / workers).max(1);
+    let mut phases = Vec::new();
 
     let (create, leases) = {
-        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        let target = target.clone();
         phase("create", workers, per_worker, move |worker, n| {
-            let (client, base, token) = (client.clone(), base.clone(), token.clone());
-            async move {
-                let body = json!({"services": ["todoist", "openai"], "server_id": format!("load-{worker}-{n}")});
-                let response = client.post(&base).bearer_auth(token.as_str()).json(&body).send().await?;
-                anyhow::ensure!(response.status() == 201, "create answered {}", response.status());
-                let body: Value = response.json().await?;
-                Ok(body["lease_id"].clone())
-            }
+            let target = target.clone();
+            async move { target.create(format!("load-{worker}-{n}")).await }
         })
         .await?
     };
-    let leases = Arc::new(leases);
-    let (renew, _) = {
-        let (client, base, token, leases) =
-            (client.clone(), base.clone(), token.clone(), leases.clone());
-        phase("renew", workers, per_worker, move |worker, n| {
-            let (client, base, token, leases) =
-                (client.clone(), base.clone(), token.clone(), leases.clone());
-            async move {
-                let id = leases[worker][n].as_str().unwrap_or_default().to_owned();
-                let response = client
-                    .post(format!("{base}/{id}/renew"))
-                    .bearer_auth(token.as_str())
-                    .send()
-                    .await?;
-                anyhow::ensure!(
-                    response.status() == 200,
-                    "renew answered {}",
-                    response.status()
-                );
-                Ok(Value::Null)
-            }
+    phases.push(create);
+    let leases: Arc<Vec<String>> = Arc::new(
+        leases
+            .iter()
+            .map(|l| l.as_str().unwrap_or_default().to_owned())
+            .collect(),
+    );
+    for (name, method, suffix) in [
+        ("renew", reqwest::Method::POST, "/renew"),
+        ("get", reqwest::Method::GET, ""),
+    ] {
+        let (target, leases) = (target.clone(), leases.clone());
+        let (figures, _) = phase(name, workers, per_worker, move |worker, n| {
+            let (target, leases, method) = (target.clone(), leases.clone(), method.clone());
+            let id = leases[worker * per_worker + n].clone();
+            async move { target.call(method, format!("{id}{suffix}")).await }
         })
-        .await?
-    };
-    let (get, _) = {
-        let (client, base, token, leases) =
-            (client.clone(), base.clone(), token.clone(), leases.clone());
-        phase("get", workers, per_worker, move |worker, n| {
-            let (client, base, token, leases) =
-                (client.clone(), base.clone(), token.clone(), leases.clone());
-            async move {
-                let id = leases[worker][n].as_str().unwrap_or_default().to_owned();
-                let response = client
-                    .get(format!("{base}/{id}"))
-                    .bearer_auth(token.as_str())
-                    .send()
-                    .await?;
-                anyhow::ensure!(
-                    response.status() == 200,
-                    "get answered {}",
-                    response.status()
-                );
-                Ok(Value::Null)
-            }
+        .await?;
+        phases.push(figures);
+    }
+
+    if load.population > leases.len() {
+        let more = (load.population - leases.len()).div_ceil(workers);
+        let run = base62(&OsEntropy, 6);
+        let target_ = target.clone();
+        let (populate, created) = phase("create (populating)", workers, more, move |worker, n| {
+            let target = target_.clone();
+            let run = run.clone();
+            async move { target.create(format!("pool-{run}-{worker}-{n}")).await }
         })
-        .await?
-    };
+        .await?;
+        let pool: Arc<Vec<String>> = Arc::new(
+            leases
+                .iter()
+                .cloned()
+                .chain(
+                    created
+                        .iter()
+                        .map(|l| l.as_str().unwrap_or_default().to_owned()),
+                )
+                .collect(),
+        );
+        phases.push(populate);
+        let size = pool.len();
+
+        for (name, method, suffix, offset) in [
+            ("renew (pool)", reqwest::Method::POST, "/renew", 0),
+            (
+                "revoke (pool)",
+                reqwest::Method::DELETE,
+                "",
+                per_worker * workers,
+            ),
+        ] {
+            let (target, pool) = (target.clone(), pool.clone());
+            let label = format!("{name} of {size}");
+            let (figures, _) = phase(&label, workers, per_worker, move |worker, n| {
+                let (target, pool, method) = (target.clone(), pool.clone(), method.clone());
+                let id = pool[scattered(size, offset + worker * per_worker + n)].clone();
+                async move { target.call(method, format!("{id}{suffix}")).await }
+            })
+            .await?;
+            phases.push(figures);
+        }
+    }
     let _ = stop.send(());
     server.await??;
     ledger.store().database().close().await;
-    Ok(vec![create, renew, get])
+    Ok(phases)
 }

@@ -63,6 +63,12 @@ pub struct BenchArgs {
     /// Concurrent HTTP connections.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// Live leases for the large-population HTTP phases (0 skips them).
+    #[arg(long, default_value_t = 100_000)]
+    pub population: usize,
+    /// The writer's memory between batches, one HTTP measurement each.
+    #[arg(long, value_delimiter = ',', default_value = "on,off")]
+    pub memory: Vec<String>,
 }
 
 /// A database that exists for one measurement.
@@ -153,13 +159,26 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
             db.remove().await?;
         }
-        if args.http_requests > 0 {
+        for memory in &args.memory {
+            if args.http_requests == 0 {
+                break;
+            }
+            let load = http::Load {
+                requests: args.http_requests,
+                connections: args.connections,
+                population: args.population,
+                memory: match memory.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => anyhow::bail!("--memory takes on and off, not {other:?}"),
+                },
+            };
             let db = Throwaway::new(backend, &args.postgres_url).await?;
-            for phase in http::run(&db.url, args.http_requests, args.connections).await? {
+            for phase in http::run(&db.url, load).await? {
                 println!(
                     "{:<10} {:<44} {:>10.0} /s   p50 {:.2} ms  p99 {:.2} ms",
                     backend.name(),
-                    format!("http {}: {} connections", phase.name, args.connections),
+                    format!("http {} (memory {memory})", phase.name),
                     phase.rate,
                     phase.p50_ms,
                     phase.p99_ms
@@ -167,6 +186,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             db.remove().await?;
         }
+
         if args.events > 0 {
             let db = Throwaway::new(backend, &args.postgres_url).await?;
             let (decode, fold, check, rebuild) = replay(&db.url, args.events).await?;

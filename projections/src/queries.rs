@@ -168,3 +168,29 @@ pub async fn audit(
         .await?;
     rows.iter().map(AuditRow::from_row).collect()
 }
+
+/// Rows whose `column` is one of `values`, in as few statements as the backend allows (for a
+/// batch that loads what its commands will read, all at once).
+pub async fn rows_where_in<R: TableRow>(
+    conn: &mut AnyConnection,
+    column: &str,
+    values: &[String],
+) -> Result<Vec<R>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(values.len());
+    for chunk in values.chunks(1_000) {
+        let sql = format!(
+            "select {} from {} t where t.{column} in ({})",
+            columns::<R>("t"),
+            R::TABLE,
+            mcp_events::Backend::of(conn).placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in chunk {
+            query = query.bind(value.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            rows.push(R::from_row(&row)?);
+        }
+    }
+    Ok(rows)
+}

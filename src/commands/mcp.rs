@@ -7,7 +7,7 @@
 use crate::domain::lease::{Lease, LeaseCommand, LeaseStatus, NewLease};
 use crate::domain::resolve;
 use crate::domain::{AuthRefusal, DomainError};
-use crate::ledger::{Command, CommandError, Ctx, UserAccess};
+use crate::ledger::{Command, CommandError, Ctx, Prefetch, UserAccess};
 use crate::tokens::{hashes_match, token_state};
 use crate::validate::looks_like_lease_id;
 use mcp_events::{
@@ -68,6 +68,11 @@ pub enum RequestRejection {
 pub trait McpAction: Send + Sync + 'static {
     type Reply: Send + 'static;
 
+    /// The lease this action works on, if any (read ahead with the rest of its batch).
+    fn lease_id(&self) -> Option<&str> {
+        None
+    }
+
     fn perform(
         &self,
         ctx: &mut Ctx,
@@ -78,6 +83,15 @@ pub trait McpAction: Send + Sync + 'static {
 
 impl<A: McpAction> Command for McpRequest<A> {
     type Output = Answer<A::Reply>;
+
+    fn prefetch(&self, wanted: &mut Prefetch) {
+        if let Some(hash) = &self.caller.token_hash {
+            wanted.token_hashes.push(hash.clone());
+        }
+        if let Some(id) = self.action.lease_id().filter(|id| looks_like_lease_id(id)) {
+            wanted.lease_ids.push(id.to_owned());
+        }
+    }
 
     async fn execute(&self, ctx: &mut Ctx) -> Result<Self::Output, CommandError> {
         let mut metadata = Metadata {
@@ -348,6 +362,10 @@ pub struct Renewal {
 impl McpAction for RenewLease {
     type Reply = Renewal;
 
+    fn lease_id(&self) -> Option<&str> {
+        Some(&self.lease_id)
+    }
+
     async fn perform(
         &self,
         ctx: &mut Ctx,
@@ -397,6 +415,10 @@ pub struct LeaseSnapshot {
 impl McpAction for GetLease {
     type Reply = LeaseSnapshot;
 
+    fn lease_id(&self) -> Option<&str> {
+        Some(&self.lease_id)
+    }
+
     async fn perform(
         &self,
         ctx: &mut Ctx,
@@ -428,6 +450,10 @@ pub struct Revocation {
 
 impl McpAction for RevokeLease {
     type Reply = Revocation;
+
+    fn lease_id(&self) -> Option<&str> {
+        Some(&self.lease_id)
+    }
 
     async fn perform(
         &self,

@@ -55,6 +55,10 @@ impl Default for LeasePolicy {
 pub trait Command: Send + Sync + 'static {
     type Output: Send + 'static;
 
+    /// Rows this command will read, so a batch can load those of all its commands in one query
+    /// per table. Only a hint: a command reads what it needs either way.
+    fn prefetch(&self, _wanted: &mut Prefetch) {}
+
     fn execute(
         &self,
         ctx: &mut Ctx,
@@ -96,7 +100,15 @@ impl From<sqlx::Error> for CommandError {
     }
 }
 
+/// Rows a batch's commands will read (see `Command::prefetch`).
+#[derive(Debug, Default)]
+pub struct Prefetch {
+    pub token_hashes: Vec<String>,
+    pub lease_ids: Vec<String>,
+}
+
 /// What the ledger is opened with besides its store.
+
 #[derive(Clone)]
 pub struct LedgerSetup {
     pub key: EncryptionKey,

@@ -4,6 +4,7 @@
 //! its dirty entry, and dirty rows that SQL does not know are added.
 
 use super::unit::UnitOfWork;
+use super::Prefetch;
 use mcp_events::{Role, StoreError};
 use mcp_projections::queries;
 use mcp_projections::rows::*;
@@ -21,6 +22,40 @@ pub struct UserAccess {
 }
 
 impl UnitOfWork {
+    /// Loads the tokens and leases a batch's commands will read, one query per table, into the
+    /// batch's clean entries (what the batch already has is left alone).
+    pub async fn prefetch(&mut self, mut wanted: Prefetch) -> Result<(), StoreError> {
+        wanted
+            .token_hashes
+            .retain(|hash| self.token_id(hash).is_none());
+        wanted.token_hashes.sort_unstable();
+        wanted.token_hashes.dedup();
+        if !wanted.token_hashes.is_empty() {
+            let tokens = queries::rows_where_in::<TokenRow>(
+                self.tx().conn(),
+                "token_hash",
+                &wanted.token_hashes,
+            )
+            .await;
+            for token in self.noted(tokens)? {
+                self.remember_token(&token);
+            }
+        }
+        wanted
+            .lease_ids
+            .retain(|id| !self.has_row::<LeaseRow>(&[Cell::Text(Some(id.clone()))]));
+        wanted.lease_ids.sort_unstable();
+        wanted.lease_ids.dedup();
+        if !wanted.lease_ids.is_empty() {
+            let leases =
+                queries::rows_where_in::<LeaseRow>(self.tx().conn(), "id", &wanted.lease_ids).await;
+            for lease in self.noted(leases)? {
+                self.remember_clean(&lease);
+            }
+        }
+        Ok(())
+    }
+
     /// Committed rows merged with this batch's changes to the same table: those that satisfy
     /// `keep`, in key order. The committed rows must include every row that satisfies `keep`
     /// (the SQL query may select more).

@@ -232,7 +232,13 @@ impl UnitOfWork {
         Ok(row)
     }
 
+    /// Whether this batch has an entry (clean or dirty) for a row.
+    pub(super) fn has_row<R: TableRow>(&self, key: &[Cell]) -> bool {
+        self.rows.contains_key(&(R::TABLE, key.to_vec()))
+    }
+
     /// Remembers a row read from SQL (unless this batch already has it).
+
     pub(super) fn remember_clean<R: TableRow>(&mut self, row: &R) {
         self.rows
             .entry((R::TABLE, row.key()))

@@ -10,7 +10,8 @@
 
 use super::context::Ctx;
 use super::unit::{Memory, UnitOfWork};
-use super::{Command, CommandError, Shared};
+use super::{Command, CommandError, Prefetch, Shared};
+
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use mcp_events::{is_data_error, is_unavailable, AppendError, StoreError};
@@ -27,6 +28,7 @@ const MAX_BATCH: usize = 256;
 pub struct Job(Box<dyn Runnable>);
 
 trait Runnable: Send {
+    fn prefetch(&self, wanted: &mut Prefetch);
     /// Runs the command; keeps its outcome until `deliver`. `true` if it succeeded.
     fn run<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, bool>;
     /// Sends the outcome of the last run, or `failure` if a successful run was not committed.
@@ -40,6 +42,10 @@ struct Pending<C: Command> {
 }
 
 impl<C: Command> Runnable for Pending<C> {
+    fn prefetch(&self, wanted: &mut Prefetch) {
+        self.command.prefetch(wanted);
+    }
+
     fn run<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, bool> {
         async move {
             let outcome = AssertUnwindSafe(self.command.execute(ctx))
@@ -167,11 +173,19 @@ async fn run_batch(
 /// Runs jobs in one unit of work and commits it. With `retry`, a spoiled transaction ends the
 /// run early (the jobs are then run again one by one); without, it fails the jobs.
 async fn run_in(shared: &Arc<Shared>, unit: UnitOfWork, batch: &mut [Job], retry: bool) -> Ended {
+    let mut wanted = Prefetch::default();
+    for job in batch.iter() {
+        job.0.prefetch(&mut wanted);
+    }
     let mut ctx = Ctx {
         unit,
         now: shared.setup.clock.now(),
         shared: shared.clone(),
     };
+    if ctx.unit.prefetch(wanted).await.is_err() && retry {
+        ctx.unit.abandon().await;
+        return Ended::Retry;
+    }
     for job in batch.iter_mut() {
         ctx.now = shared.setup.clock.now();
         let mark = ctx.unit.mark();
