@@ -238,7 +238,6 @@ impl UnitOfWork {
     }
 
     /// Remembers a row read from SQL (unless this batch already has it).
-
     pub(super) fn remember_clean<R: TableRow>(&mut self, row: &R) {
         self.rows
             .entry((R::TABLE, row.key()))
