@@ -109,7 +109,29 @@ async fn the_readme_grant_is_enough_to_serve_and_keeps_the_log_insert_only() {
         &url,
         &["user", "add", "--email", "ops@example.com", "--name", "Ops"],
     );
+    let credentials = r#"{"access_token": "ops"}"#;
+    let add = [
+        "integration",
+        "add",
+        "--service",
+        "linear",
+        "--user",
+        "1",
+        "--credentials",
+        credentials,
+    ];
+    cli_succeeds(&url, &add);
+    let rotate = [
+        "integration",
+        "rotate",
+        "--id",
+        "7",
+        "--credentials",
+        credentials,
+    ];
+    cli_succeeds(&url, &rotate);
     cli_succeeds(&url, &["verify"]);
+
     cli_succeeds(&url, &["replay", "--check"]);
 
     // And the log is insert-only for it even without the triggers.

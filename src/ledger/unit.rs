@@ -426,7 +426,9 @@ async fn write_table(
         IntegrationRow::TABLE => write::<IntegrationRow>(conn, upserts, deletes).await,
         TokenRow::TABLE => write::<TokenRow>(conn, upserts, deletes).await,
         LeaseRow::TABLE => write::<LeaseRow>(conn, upserts, deletes).await,
-        SecretRow::TABLE => write::<SecretRow>(conn, upserts, deletes).await,
+        // A sealed version is only ever added: inserted, so the production role needs no UPDATE.
+        SecretRow::TABLE => bulk_insert::<SecretRow>(conn, "", upserts).await,
+
         other => unreachable!("no row type is stored in table {other}"),
     }
 }
