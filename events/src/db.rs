@@ -105,7 +105,7 @@ impl Database {
                         Backend::Sqlite => {
                             conn.execute(sqlx::AssertSqlSafe(format!(
                                 "pragma busy_timeout = {busy_ms}; pragma journal_mode = wal; \
-                                 pragma synchronous = full; pragma foreign_keys = off;{max_pages}"
+                                 pragma synchronous = full; pragma foreign_keys = off; pragma cache_size = -65536;{max_pages}"
                             )))
                             .await?;
                         }

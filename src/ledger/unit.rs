@@ -222,6 +222,9 @@ impl UnitOfWork {
             .get::<R>(key.1.clone())
             .await;
         let row = self.noted(row)?;
+        if let Some(row) = &row {
+            self.note_stream_version(row);
+        }
         self.rows.insert(
             key,
             Entry {
@@ -237,8 +240,25 @@ impl UnitOfWork {
         self.rows.contains_key(&(R::TABLE, key.to_vec()))
     }
 
+    /// A token's and a lease's projection rows carry their stream's version, kept exact in the
+    /// same transaction as the events: a committed row read from SQL tells its stream's committed
+    /// version, so appending after it needs no read of the log.
+    fn note_stream_version<R: TableRow>(&mut self, row: &R) {
+        let row = row as &dyn std::any::Any;
+        let (stream, version) = if let Some(lease) = row.downcast_ref::<LeaseRow>() {
+            (StreamId::lease(&lease.id), lease.version)
+        } else if let Some(token) = row.downcast_ref::<TokenRow>() {
+            (StreamId::token(token.id), token.version)
+        } else {
+            return;
+        };
+        self.versions.entry(stream).or_insert(version);
+    }
+
     /// Remembers a row read from SQL (unless this batch already has it).
     pub(super) fn remember_clean<R: TableRow>(&mut self, row: &R) {
+        self.note_stream_version(row);
+
         self.rows
             .entry((R::TABLE, row.key()))
             .or_insert_with(|| Entry {
@@ -398,9 +418,18 @@ impl UnitOfWork {
 }
 
 impl Memory {
-    /// Whether it is small enough to keep.
-    pub fn worth_keeping(&self) -> bool {
-        self.rows.len() <= MAX_REMEMBERED && self.versions.len() <= MAX_REMEMBERED
+    /// Bounds the memory: past its limit, leases (one per lease ever made, so the part that
+    /// grows) are forgotten first, and everything if that is not enough.
+    pub fn trimmed(mut self) -> Self {
+        if self.rows.len() > MAX_REMEMBERED || self.versions.len() > MAX_REMEMBERED {
+            self.rows.retain(|(table, _), _| *table != LeaseRow::TABLE);
+            self.versions
+                .retain(|stream, _| !stream.as_str().starts_with("lease-"));
+        }
+        if self.rows.len() > MAX_REMEMBERED || self.versions.len() > MAX_REMEMBERED {
+            return Memory::default();
+        }
+        self
     }
 }
 

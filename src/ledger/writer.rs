@@ -281,10 +281,10 @@ impl super::WriterStats {
     }
 }
 
-/// What the writer remembers after a commit: everything, if configured and small enough.
+/// What the writer remembers after a commit, if configured to, within its bounds.
 fn keep(shared: &Shared, memory: Memory) -> Memory {
-    if shared.setup.memory && memory.worth_keeping() {
-        memory
+    if shared.setup.memory {
+        memory.trimmed()
     } else {
         Memory::default()
     }
