@@ -5,3 +5,4 @@ mod authentication;
 mod bodies;
 mod helpers;
 mod leases;
+mod shapes;
