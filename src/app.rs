@@ -80,7 +80,10 @@ impl Application {
             self.ledger.clone(),
             self.settings.expiry_interval(),
         ));
-        let router = crate::http::router(crate::http::AppState::new(self.ledger.clone()));
+        let state = crate::http::AppState::new(self.ledger.clone(), self.settings.flood_policy());
+        let flood = state.flood.clone();
+        let recorder = tokio::spawn(flood.clone().run());
+        let router = crate::http::router(state);
         let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -88,6 +91,9 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         expirer.abort();
+        recorder.abort();
+        // What was turned away since the last window is recorded before the process ends.
+        flood.record().await;
         served.context("serving HTTP")
     }
 }

@@ -66,6 +66,34 @@ pub struct Settings {
         global = true
     )]
     pub writer_memory: bool,
+
+    /// Refused requests a client address or a token may have at once before more refusals are
+    /// turned away with 429 (and recorded as one event per window); 0 turns this off.
+    #[arg(
+        long,
+        env = "MCP_AUTH_FAILURE_BURST",
+        default_value_t = 20,
+        global = true
+    )]
+    pub auth_failure_burst: u32,
+
+    /// Refused requests per minute a client address or a token regains.
+    #[arg(
+        long,
+        env = "MCP_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub auth_failures_per_minute: u32,
+
+    /// Seconds between the records of refusals turned away (one event per kind of refusal).
+    #[arg(
+        long,
+        env = "MCP_AUTH_FAILURE_WINDOW",
+        default_value_t = 60,
+        global = true
+    )]
+    pub auth_failure_window_seconds: u64,
 }
 
 impl Settings {
@@ -80,6 +108,9 @@ impl Settings {
             max_renewals: 24,
             expiry_interval_seconds: 30,
             writer_memory: true,
+            auth_failure_burst: 20,
+            auth_failures_per_minute: 10,
+            auth_failure_window_seconds: 60,
         }
     }
 
@@ -104,6 +135,14 @@ impl Settings {
             return Err("MCP_MAX_RENEWALS must be 0 or more".into());
         }
         Ok(policy)
+    }
+
+    pub fn flood_policy(&self) -> crate::http::flood::FloodPolicy {
+        crate::http::flood::FloodPolicy {
+            burst: self.auth_failure_burst,
+            per_minute: self.auth_failures_per_minute,
+            window: Duration::from_secs(self.auth_failure_window_seconds.max(1)),
+        }
     }
 
     pub fn expiry_interval(&self) -> Duration {

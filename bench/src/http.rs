@@ -272,3 +272,104 @@ pub async fn run(url: &str, load: Load) -> anyhow::Result<Vec<Phase>> {
     ledger.store().database().close().await;
     Ok(phases)
 }
+
+/// What a flood of refused requests cost.
+pub struct Flood {
+    pub rate: f64,
+    pub events: i64,
+    pub bytes: i64,
+}
+
+/// The size of the database on disk: the SQLite file and its WAL, or PostgreSQL's database.
+async fn database_bytes(url: &str, ledger: &mcp_manager::ledger::Ledger) -> anyhow::Result<i64> {
+    match mcp_events::db::sqlite_path(url) {
+        Some(path) => {
+            let mut bytes = 0;
+            for suffix in ["", "-wal"] {
+                let file = format!("{}{suffix}", path.display());
+                bytes += std::fs::metadata(&file).map_or(0, |m| m.len() as i64);
+            }
+            Ok(bytes)
+        }
+        None => Ok(
+            sqlx::query_scalar("select pg_database_size(current_database())")
+                .fetch_one(ledger.store().database().pool())
+                .await?,
+        ),
+    }
+}
+
+/// `requests` refused requests (a bad token) from `connections` clients, with the flood guard
+/// on or off, and a User-Agent of `user_agent` characters.
+pub async fn flood(
+    url: &str,
+    requests: usize,
+    connections: usize,
+    guard: bool,
+    user_agent: usize,
+) -> anyhow::Result<Flood> {
+    let mut settings = Settings::for_database(url);
+    settings.encryption_key = Some(EncryptionKey::generate_base64().into());
+    if !guard {
+        settings.auth_failure_burst = 0;
+    }
+    settings.auth_failure_window_seconds = 1;
+    let app = Application::build(settings, Arc::new(SystemClock), "127.0.0.1:0".parse()?).await?;
+    let url_me = format!("http://{}/api/mcp/me", app.local_addr());
+    let ledger = app.ledger().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    // A baseline: one refusal, so the tables exist and have their first pages.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()?;
+    client
+        .get(&url_me)
+        .bearer_auth("mcp_flood_0")
+        .send()
+        .await?;
+    let (head, bytes) = (
+        ledger.store().head().await?.0,
+        database_bytes(url, &ledger).await?,
+    );
+    let agent: Arc<str> = "x".repeat(user_agent.max(1)).into();
+    let per_worker = (requests / connections.max(1)).max(1);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections.max(1))
+        .map(|_| {
+            let (client, url_me, agent) = (client.clone(), url_me.clone(), agent.clone());
+            tokio::spawn(async move {
+                for _ in 0..per_worker {
+                    let response = client
+                        .get(&url_me)
+                        .bearer_auth("mcp_flood_0")
+                        .header("user-agent", &*agent)
+                        .send()
+                        .await?;
+                    anyhow::ensure!(
+                        matches!(response.status().as_u16(), 401 | 429),
+                        "a refused request got {}",
+                        response.status()
+                    );
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let rate = (per_worker * connections.max(1)) as f64 / started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    server.await??;
+    let events = ledger.store().head().await?.0 - head;
+    let grown = database_bytes(url, &ledger).await? - bytes;
+    ledger.store().database().close().await;
+    Ok(Flood {
+        rate,
+        events,
+        bytes: grown,
+    })
+}

@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// The writer's memory between batches, one HTTP measurement each.
     #[arg(long, value_delimiter = ',', default_value = "on,off")]
     pub memory: Vec<String>,
+    /// Refused requests (a bad token) per flood measurement, with the flood guard on and off
+    /// (0 skips it).
+    #[arg(long, default_value_t = 20_000)]
+    pub flood: usize,
 }
 
 /// A database that exists for one measurement.
@@ -187,6 +191,39 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             db.remove().await?;
         }
 
+        if args.flood > 0 {
+            for (guard, user_agent) in [(false, 40), (false, 2_000), (true, 40), (true, 2_000)] {
+                let db = Throwaway::new(backend, &args.postgres_url).await?;
+                let flood =
+                    http::flood(&db.url, args.flood, args.connections, guard, user_agent).await?;
+                let per_request = flood.bytes as f64 / args.flood as f64;
+                // Unguarded, every request costs the same, so the log grows with the rate. Guarded,
+                // a flood costs a fixed number of events per minute whatever its rate: the budget's
+                // refill plus one record per window (and kind of refusal).
+                let per_hour = if guard {
+                    let policy = mcp_manager::http::flood::FloodPolicy::default();
+                    let events = f64::from(policy.per_minute + 1) * 60.0;
+                    events * flood.bytes as f64 / flood.events.max(1) as f64
+                } else {
+                    per_request * flood.rate * 3600.0
+                };
+                println!(
+                    "{:<10} {:<44} {:>10.0} /s   {} events, {} bytes for {} requests; {:.4} GB/h",
+                    backend.name(),
+                    format!(
+                        "refused flood, guard {}, {user_agent}-char UA",
+                        if guard { "on" } else { "off" }
+                    ),
+                    flood.rate,
+                    flood.events,
+                    flood.bytes,
+                    args.flood,
+                    per_hour / 1e9
+                );
+
+                db.remove().await?;
+            }
+        }
         if args.events > 0 {
             let db = Throwaway::new(backend, &args.postgres_url).await?;
             let (decode, fold, check, rebuild) = replay(&db.url, args.events).await?;

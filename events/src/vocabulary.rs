@@ -164,6 +164,14 @@ pub struct ResolvedService {
     pub organization_id: Option<i64>,
 }
 
+/// How many identical refused requests one `mcp_auth_failed` stands for, and over which time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeated {
+    pub count: u64,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "payload", rename_all = "snake_case")]
 pub enum DomainEvent {
@@ -231,12 +239,16 @@ pub enum DomainEvent {
         user_id: i64,
         at: Timestamp,
     },
-    /// A refused request; `token_id`/`user_id` are set when the token was recognised.
+    /// A refused request; `token_id`/`user_id` are set when the token was recognised. During a
+    /// flood of refused requests, identical refusals turned away at the door are recorded as one
+    /// event per window, with how many there were (`repeated`).
     #[serde(rename = "mcp_auth_failed")]
     McpAuthFailed {
         token_id: Option<i64>,
         user_id: Option<i64>,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeated: Option<Repeated>,
     },
     LeaseCreated {
         lease_id: String,
@@ -398,6 +410,7 @@ mod tests {
             token_id: Some(3),
             user_id: None,
             reason: "Token has expired".into(),
+            repeated: None,
         };
         let encoded = event.encode();
         assert_eq!(encoded.event_type, "mcp_auth_failed");

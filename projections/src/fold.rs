@@ -336,12 +336,24 @@ pub fn audit_record(recorded: &RecordedEvent) -> AuditRow {
             ("UserToken", token_id.to_string(), json!({}))
         }
         DomainEvent::McpAuthFailed {
-            token_id, reason, ..
+            token_id,
+            reason,
+            repeated,
+            ..
         } => (
             "UserToken",
             token_id.map(|id| id.to_string()).unwrap_or_default(),
-            json!({ "reason": reason }),
+            match repeated {
+                None => json!({ "reason": reason }),
+                Some(repeated) => json!({
+                    "reason": reason,
+                    "count": repeated.count,
+                    "first_at": repeated.first_at,
+                    "last_at": repeated.last_at,
+                }),
+            },
         ),
+
         DomainEvent::LeaseCreated {
             lease_id,
             server_id,

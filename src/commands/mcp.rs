@@ -151,6 +151,7 @@ async fn record_anonymous_failure(
         token_id: None,
         user_id: None,
         reason: refusal.to_string(),
+        repeated: None,
     };
     let metadata = Metadata {
         actor: Some("anonymous".into()),

@@ -5,4 +5,5 @@ pub mod directory;
 pub mod expiry;
 pub mod integrations;
 pub mod mcp;
+pub mod refusals;
 pub mod tokens;

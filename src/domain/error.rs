@@ -45,7 +45,7 @@ pub enum DomainError {
 }
 
 /// Why a bearer token was refused; `Display` is the contract's `error` string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum AuthRefusal {
     #[error("Missing bearer token")]
     Missing,

@@ -97,6 +97,7 @@ impl Token {
                     token_id,
                     user_id: token_id.map(|_| self.user_id),
                     reason: refusal.to_string(),
+                    repeated: None,
                 },
                 Some(refusal),
             ),
@@ -198,7 +199,8 @@ mod tests {
             DomainEvent::McpAuthFailed {
                 token_id: Some(3),
                 user_id: Some(1),
-                reason: "Token has expired".into()
+                reason: "Token has expired".into(),
+                repeated: None,
             }
         );
     }
@@ -239,7 +241,8 @@ mod tests {
             DomainEvent::McpAuthFailed {
                 token_id: None,
                 user_id: None,
-                reason: "Invalid token".into()
+                reason: "Invalid token".into(),
+                repeated: None,
             }
         );
     }

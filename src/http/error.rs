@@ -38,10 +38,16 @@ pub fn validation(errors: &std::collections::BTreeMap<String, Vec<String>>) -> R
 
 fn refusal(refusal: &Refusal) -> Response {
     match refusal {
-        Refusal::Auth(reason) => body(
-            StatusCode::UNAUTHORIZED,
-            json!({ "message": "Unauthenticated", "error": reason.to_string() }),
-        ),
+        Refusal::Auth(reason) => {
+            let mut response = body(
+                StatusCode::UNAUTHORIZED,
+                json!({ "message": "Unauthenticated", "error": reason.to_string() }),
+            );
+            // For the flood guard, which budgets refusals (`flood.rs`).
+            response.extensions_mut().insert(*reason);
+            response
+        }
+
         Refusal::Rejected(RequestRejection::Validation(errors)) => validation(errors),
         Refusal::Rejected(RequestRejection::Malformed { status, message }) => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);

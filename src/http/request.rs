@@ -53,18 +53,22 @@ pub async fn trace(mut request: Request, next: Next) -> Response {
 /// The caller of a request; its token is hashed at once and never kept.
 pub struct RequestCaller(pub Caller);
 
+/// The bearer token of a request, if it sends one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestCaller {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        let token_hash = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .map(hash_token);
+        let token_hash = bearer_token(&parts.headers).map(hash_token);
+
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

@@ -3,6 +3,7 @@
 
 mod authentication;
 mod bodies;
+mod flood;
 mod helpers;
 mod leases;
 mod shapes;
