@@ -3,6 +3,9 @@
 
 mod authentication;
 mod bodies;
+mod connections;
 mod helpers;
 mod leases;
+mod operations;
+mod raw;
 mod shapes;
