@@ -248,3 +248,32 @@ impl Settings {
         Duration::from_secs(self.expiry_interval_seconds.max(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses_take_names_ips_and_bracketed_ipv6() {
+        let named: BindAddress = "localhost:3978".parse().unwrap();
+        assert_eq!((named.host(), named.port()), ("localhost", 3978));
+        let v6: BindAddress = "[::1]:80".parse().unwrap();
+        assert_eq!((v6.host(), v6.to_string().as_str()), ("::1", "[::1]:80"));
+        assert_eq!(
+            BindAddress::from("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap()).to_string(),
+            "127.0.0.1:0"
+        );
+        for bad in ["localhost", ":3978", "host:", "host:99999", "a b:1"] {
+            assert!(bad.parse::<BindAddress>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_positive_seconds_with_fractions() {
+        assert_eq!(parse_seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "ten", "", "1e9", "NaN"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+}
