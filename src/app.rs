@@ -1,8 +1,10 @@
 //! Wiring: open the database and the ledger, build the HTTP server, run it until told to stop.
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{BindAddress, Settings};
 use crate::crypto;
+use crate::http::server::{self, Limits};
+use crate::http::AppState;
 use crate::ledger::{Ledger, LedgerSetup};
 use anyhow::Context;
 use mcp_events::{Backend, Database, DbOptions, EventStore};
@@ -37,9 +39,10 @@ pub async fn open_ledger(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::
     Ok(ledger)
 }
 
-/// The HTTP server, bound and ready; `port()` tells where (bind to port 0 in tests).
+/// The HTTP server, bound and ready; `local_addr()` tells where (bind to port 0 in tests).
 pub struct Application {
     listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     ledger: Ledger,
     settings: Settings,
 }
@@ -50,12 +53,26 @@ impl Application {
         clock: Arc<dyn Clock>,
         bind: SocketAddr,
     ) -> anyhow::Result<Self> {
+        Self::build_on(settings, clock, &BindAddress::from(bind)).await
+    }
+
+    /// Opens the ledger and binds the API's address (and the metrics' own, if configured).
+    pub async fn build_on(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        bind: &BindAddress,
+    ) -> anyhow::Result<Self> {
+        // Before the ledger opens, so a rebuild at start-up is measured.
+        crate::metrics::install();
         let ledger = open_ledger(&settings, clock).await?;
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("binding {bind}"))?;
+        let listener = listen(bind).await?;
+        let metrics_listener = match &settings.metrics_bind {
+            Some(address) => Some(listen(address).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             ledger,
             settings,
         })
@@ -65,6 +82,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -80,20 +104,69 @@ impl Application {
             self.ledger.clone(),
             self.settings.expiry_interval(),
         ));
-        let state = crate::http::AppState::new(self.ledger.clone(), self.settings.flood_policy());
+        let upkeep = tokio::spawn(crate::metrics::upkeep(crate::metrics::install()));
+        let limits = Limits::from_settings(&self.settings);
+        let state = AppState::new(self.ledger.clone(), self.settings.flood_policy());
         let flood = state.flood.clone();
         let recorder = tokio::spawn(flood.clone().run());
-        let router = crate::http::router(state);
-        let served = axum::serve(
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let when_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+            let _ = stopped.changed().await;
+        };
+        let metrics_server = self.metrics_listener.map(|listener| {
+            tokio::spawn(server::serve(
+                listener,
+                crate::http::metrics_router(state.clone()),
+                limits,
+                when_stopped(stopped.clone()),
+            ))
+        });
+        let with_metrics = metrics_server.is_none();
+        let api = server::serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+            crate::http::router(state, with_metrics),
+            limits,
+            when_stopped(stopped),
+        );
+        let signal = async move {
+            shutdown.await;
+            let _ = stop.send(());
+        };
+        tokio::join!(api, signal);
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         expirer.abort();
+        upkeep.abort();
         recorder.abort();
         // What was turned away since the last window is recorded before the process ends.
         flood.record().await;
-        served.context("serving HTTP")
+        Ok(())
     }
+}
+
+/// Binds a listener on the first address `address` resolves to that accepts it. A failure
+/// names the address and the operating system's reason (`Address already in use`).
+pub async fn listen(address: &BindAddress) -> anyhow::Result<tokio::net::TcpListener> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((address.host(), address.port()))
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot resolve {address}: {error}"))?
+        .collect();
+    let mut last_error = None;
+    for candidate in &resolved {
+        match tokio::net::TcpListener::bind(candidate).await {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some((candidate, error)),
+        }
+    }
+    // One line with the cause, not a chain: the CLI prints it as it is.
+    Err(match last_error {
+        Some((candidate, error)) if candidate.to_string() == address.to_string() => {
+            anyhow::anyhow!("cannot listen on {address}: {error}")
+        }
+        Some((candidate, error)) => {
+            anyhow::anyhow!("cannot listen on {address} ({candidate}): {error}")
+        }
+        None => anyhow::anyhow!("cannot listen on {address}: it resolves to no address"),
+    })
 }

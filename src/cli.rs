@@ -5,7 +5,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::commands::directory::*;
 use crate::commands::integrations::*;
 use crate::commands::tokens::*;
-use crate::config::Settings;
+use crate::config::{BindAddress, Settings};
 use crate::ledger::CommandError;
 use crate::ledger::Ledger;
 use crate::tokens::expose;
@@ -15,7 +15,6 @@ use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata, Role, SharedWith
 use mcp_projections::queries;
 use serde_json::{json, Map, Value};
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -36,8 +35,9 @@ pub struct Cli {
 pub enum CliCommand {
     /// Run the HTTP API.
     Serve {
+        /// host:port to listen on; a name (localhost:3978) binds the first address it resolves to.
         #[arg(long, default_value = "127.0.0.1:3978")]
-        bind: SocketAddr,
+        bind: BindAddress,
         /// Seed development data first if the ledger is empty, and print its tokens.
         #[arg(long)]
         seed: bool,
@@ -223,7 +223,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(matches!(cli.command, CliCommand::Serve { .. }));
+    crate::telemetry::init(
+        matches!(cli.command, CliCommand::Serve { .. }),
+        cli.settings.log_format,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

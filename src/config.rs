@@ -1,8 +1,10 @@
 //! Configuration: one typed struct, from flags and environment (and `.env`), read once at start-up.
 
 use crate::ledger::LeasePolicy;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use secrecy::SecretString;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Settings every command shares.
@@ -94,6 +96,135 @@ pub struct Settings {
         global = true
     )]
     pub auth_failure_window_seconds: u64,
+    /// How log lines are written to stderr: `text` (for people; no colours unless stderr is a
+    /// terminal) or `json` (one object per line, for log collectors).
+    #[arg(
+        long,
+        env = "MCP_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Serve `GET /metrics` on this address (host:port) only, instead of on the API's.
+    #[arg(long, env = "MCP_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<BindAddress>,
+
+    /// Seconds a client has to send a request's headers, from its connection or its first byte.
+    #[arg(
+        long = "header-read-timeout",
+        env = "MCP_HEADER_READ_TIMEOUT",
+        value_name = "SECONDS",
+        default_value = "10",
+        value_parser = parse_seconds,
+        global = true
+    )]
+    pub header_read_timeout: Duration,
+
+    /// Seconds a client has to send a request's body, from the end of its headers (408 after).
+    #[arg(
+        long = "request-timeout",
+        env = "MCP_REQUEST_TIMEOUT",
+        value_name = "SECONDS",
+        default_value = "30",
+        value_parser = parse_seconds,
+        global = true
+    )]
+    pub request_timeout: Duration,
+
+    /// Seconds an idle keep-alive connection is kept open, waiting for its next request.
+    #[arg(
+        long = "idle-timeout",
+        env = "MCP_IDLE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value = "60",
+        value_parser = parse_seconds,
+        global = true
+    )]
+    pub idle_timeout: Duration,
+
+    /// Concurrent connections served; past it a new connection is answered 503 and closed.
+    /// Default: the open-file limit less 128, at most 4096.
+    #[arg(long, env = "MCP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_connections: Option<u32>,
+}
+
+/// The log line format (`--log-format`, `MCP_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A `host:port` to listen on; the host may be a name (`localhost:3978`), resolved when the
+/// server binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindAddress {
+    host: String,
+    port: u16,
+}
+
+impl BindAddress {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl From<std::net::SocketAddr> for BindAddress {
+    fn from(address: std::net::SocketAddr) -> Self {
+        Self {
+            host: address.ip().to_string(),
+            port: address.port(),
+        }
+    }
+}
+
+impl FromStr for BindAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let invalid =
+            || format!("{text:?} is not host:port (e.g. 127.0.0.1:3978 or localhost:3978)");
+        let (host, port) = text.rsplit_once(':').ok_or_else(invalid)?;
+        let port = port.parse::<u16>().map_err(|_| invalid())?;
+        // `[::1]:3978`: the brackets only delimit an IPv6 address.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for BindAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 0 and 86400 (e.g. 10 or 0.5)"
+        )),
+    }
 }
 
 impl Settings {
@@ -111,6 +242,12 @@ impl Settings {
             auth_failure_burst: 20,
             auth_failures_per_minute: 10,
             auth_failure_window_seconds: 60,
+            log_format: LogFormat::Text,
+            metrics_bind: None,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
         }
     }
 
@@ -147,5 +284,34 @@ impl Settings {
 
     pub fn expiry_interval(&self) -> Duration {
         Duration::from_secs(self.expiry_interval_seconds.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses_take_names_ips_and_bracketed_ipv6() {
+        let named: BindAddress = "localhost:3978".parse().unwrap();
+        assert_eq!((named.host(), named.port()), ("localhost", 3978));
+        let v6: BindAddress = "[::1]:80".parse().unwrap();
+        assert_eq!((v6.host(), v6.to_string().as_str()), ("::1", "[::1]:80"));
+        assert_eq!(
+            BindAddress::from("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap()).to_string(),
+            "127.0.0.1:0"
+        );
+        for bad in ["localhost", ":3978", "host:", "host:99999", "a b:1"] {
+            assert!(bad.parse::<BindAddress>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_positive_seconds_with_fractions() {
+        assert_eq!(parse_seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "ten", "", "1e9", "NaN"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
     }
 }

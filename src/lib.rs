@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod random;
 pub mod secrets;
 pub mod seed;

@@ -2,17 +2,16 @@
 
 use crate::app::Application;
 use crate::clock::Clock;
-use crate::config::Settings;
-use std::net::SocketAddr;
+use crate::config::{BindAddress, Settings};
 use std::sync::Arc;
 
 pub async fn serve(
     settings: Settings,
     clock: Arc<dyn Clock>,
-    bind: SocketAddr,
+    bind: BindAddress,
     seed: bool,
 ) -> anyhow::Result<()> {
-    let app = Application::build(settings, clock, bind).await?;
+    let app = Application::build_on(settings, clock, &bind).await?;
     if seed {
         if crate::seed::ledger_is_empty(app.ledger()).await? {
             crate::seed::seed(app.ledger()).await?.print();
@@ -20,7 +19,14 @@ pub async fn serve(
             tracing::info!("the ledger already holds events: not seeding");
         }
     }
-    tracing::info!(address = %app.local_addr(), "MCP Manager listening");
+    match app.metrics_addr() {
+        Some(metrics) => tracing::info!(
+            address = %app.local_addr(),
+            %metrics,
+            "MCP Manager listening (metrics on their own address)"
+        ),
+        None => tracing::info!(address = %app.local_addr(), "MCP Manager listening"),
+    }
     app.run_until(shutdown_signal()).await
 }
 

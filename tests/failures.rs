@@ -262,6 +262,67 @@ async fn an_unreachable_database_fails_requests_fast_and_recovers() {
     assert_consistent(ledger.store()).await;
 }
 
+/// While the database cannot be reached, `/readyz` answers 503 naming the database (within the
+/// check's timeout, not hanging) and `/healthz` still 200; when it is back, ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_makes_the_server_unready_until_it_is_back() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let proxy = Proxy::start(0).await;
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/{}",
+        proxy.port,
+        database_name(&db)
+    );
+    let mut settings = Settings::for_database(url);
+    settings.encryption_key = Some(EncryptionKey::generate_base64().into());
+    let app = Application::build(
+        settings,
+        Arc::new(SystemClock),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let probe = |path: &'static str| {
+        let request = client.get(format!("{base}{path}"));
+        async move {
+            let response = tokio::time::timeout(Duration::from_secs(20), request.send())
+                .await
+                .expect("a probe hung")
+                .unwrap();
+            assert!(response.headers().contains_key("x-request-id"));
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(probe("/readyz").await.0, 200);
+
+    let port = proxy.cut().await;
+    let (status, body) = probe("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["database"]["status"], "failing", "{body}");
+    assert!(body["checks"]["database"]["detail"].is_string(), "{body}");
+    assert_eq!(body["checks"]["writer"]["status"], "ok", "{body}");
+    assert_eq!(probe("/healthz").await, (200, json!({"status": "ok"})));
+
+    let _proxy = Proxy::start(port).await;
+    let mut ready = false;
+    for _ in 0..40 {
+        if probe("/readyz").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ready, "not ready again after the database came back");
+}
+
 /// A SQLite file that cannot grow (a quota, a full disk): batches that need space fail with
 /// `Unavailable` and leave nothing behind; once space is freed the writer carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

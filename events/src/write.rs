@@ -258,6 +258,11 @@ impl WriteTx {
         }
     }
 
+    /// The type of every event this transaction will insert at commit, in order.
+    pub fn pending_types(&self) -> impl Iterator<Item = &str> {
+        self.pending.iter().map(|event| event.event_type.as_str())
+    }
+
     /// The streams appended to and their last versions, as the commit will leave them.
     pub fn appended_streams(&self) -> impl Iterator<Item = (&str, i64)> {
         self.pending_versions

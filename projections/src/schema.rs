@@ -99,30 +99,63 @@ pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
     let mut conn = store.database().pool().acquire().await?;
     create_tables(&mut conn, "", TableKind::Live).await?;
     drop(conn);
-    if current(store).await? {
+    let checkpoints = checkpoints(store).await?;
+    if is_current(&checkpoints) {
         return Ok(false);
     }
-    tracing::warn!("projections are missing, outdated or behind the log: rebuilding");
+    if checkpoints.is_empty() {
+        // A new database (or one that never had projections): building them is expected.
+        tracing::info!("building the projections for the first time on this database");
+    } else {
+        tracing::warn!("projections are outdated or behind the log: rebuilding");
+    }
     crate::replay::rebuild_locked(store, &mut |_, _| {}).await?;
     Ok(true)
 }
 
-/// Whether every projection is at its current version and checkpointed at the log's head. The
-/// head and the checkpoints are read in one statement, so one snapshot: a writer committing
-/// between two reads would otherwise make current projections look behind.
-pub async fn current(store: &EventStore) -> Result<bool, crate::ReplayError> {
+/// One projection's checkpoint, read with the log's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub name: String,
+    pub position: i64,
+    pub version: i64,
+    /// The log's head position when the checkpoint was read.
+    pub head: i64,
+}
+
+/// Every projection's checkpoint and the log's head. They are read in one statement, so one
+/// snapshot: a writer committing between two reads would otherwise make current projections
+/// look behind.
+pub async fn checkpoints(store: &EventStore) -> Result<Vec<Checkpoint>, crate::ReplayError> {
     let rows = sqlx::query(
         "select c.name, c.position, c.version, h.position from projection_checkpoints c \
          cross join ledger_head h where h.id = 1",
     )
     .fetch_all(store.database().pool())
     .await?;
-    let all_current = PROJECTIONS.iter().all(|(name, version)| {
-        rows.iter().any(|row| {
-            row.try_get::<String, _>(0).ok().as_deref() == Some(*name)
-                && row.try_get::<i64, _>(1).ok() == row.try_get::<i64, _>(3).ok()
-                && row.try_get::<i64, _>(2).ok() == Some(*version)
+    rows.iter()
+        .map(|row| {
+            Ok(Checkpoint {
+                name: row.try_get(0)?,
+                position: row.try_get(1)?,
+                version: row.try_get(2)?,
+                head: row.try_get(3)?,
+            })
         })
-    });
-    Ok(all_current && rows.len() == PROJECTIONS.len())
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Whether every projection is at its current version and checkpointed at the log's head.
+pub async fn current(store: &EventStore) -> Result<bool, crate::ReplayError> {
+    Ok(is_current(&checkpoints(store).await?))
+}
+
+fn is_current(checkpoints: &[Checkpoint]) -> bool {
+    checkpoints.len() == PROJECTIONS.len()
+        && PROJECTIONS.iter().all(|(name, version)| {
+            checkpoints
+                .iter()
+                .any(|c| c.name == *name && c.version == *version && c.position == c.head)
+        })
 }

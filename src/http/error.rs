@@ -1,9 +1,10 @@
 //! One error type for the HTTP layer, speaking the JSON shapes of CONTRACT.md.
 
 use crate::commands::mcp::{Refusal, RequestRejection};
-use crate::domain::DomainError;
+use crate::domain::{AuthRefusal, DomainError};
 use crate::ledger::CommandError;
-use axum::http::StatusCode;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -36,9 +37,22 @@ pub fn validation(errors: &std::collections::BTreeMap<String, Vec<String>>) -> R
     )
 }
 
+/// A refusal's label on `mcp_auth_failures_total`.
+pub(crate) fn auth_reason(reason: AuthRefusal) -> &'static str {
+    match reason {
+        AuthRefusal::Missing => "missing",
+        AuthRefusal::Invalid => "invalid",
+        AuthRefusal::Expired => "expired",
+        AuthRefusal::Inactive => "inactive",
+        AuthRefusal::UsageLimitExceeded => "usage_limit_exceeded",
+    }
+}
+
 fn refusal(refusal: &Refusal) -> Response {
     match refusal {
         Refusal::Auth(reason) => {
+            metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => auth_reason(*reason))
+                .increment(1);
             let mut response = body(
                 StatusCode::UNAUTHORIZED,
                 json!({ "message": "Unauthenticated", "error": reason.to_string() }),
@@ -47,16 +61,26 @@ fn refusal(refusal: &Refusal) -> Response {
             response.extensions_mut().insert(*reason);
             response
         }
-
         Refusal::Rejected(RequestRejection::Validation(errors)) => validation(errors),
         Refusal::Rejected(RequestRejection::Malformed { status, message }) => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
             let code = match status {
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                StatusCode::REQUEST_TIMEOUT => "request_timeout",
                 _ => "invalid_json",
             };
-            body(status, json!({ "message": message, "error": code }))
+            let mut response = body(status, json!({ "message": message, "error": code }));
+            if matches!(
+                status,
+                StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+            ) {
+                // The rest of the body was not read: the connection cannot carry another request.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
         }
         Refusal::Domain(error) => domain(error),
     }
@@ -115,6 +139,11 @@ impl IntoResponse for ApiError {
             }
         }
     }
+}
+
+/// A JSON error with its `error` code (for the HTTP stack's own refusals).
+pub fn plain(status: StatusCode, message: &str, code: &str) -> Response {
+    body(status, json!({ "message": message, "error": code }))
 }
 
 pub async fn not_found() -> Response {

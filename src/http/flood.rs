@@ -14,7 +14,7 @@
 //! the ledger, which decides. Nothing here holds a token: only the SHA-256 hashes, and a short
 //! prefix of a refused token as a budget key (kept in memory, never logged or recorded).
 
-use super::request::bearer_token;
+use super::request::bearer_of;
 use crate::commands::refusals::{RecordRepeatedRefusals, RepeatedRefusal};
 use crate::domain::AuthRefusal;
 use crate::ledger::Ledger;
@@ -108,7 +108,7 @@ struct Visitor {
 
 impl Visitor {
     fn of(request: &Request) -> Self {
-        let token = bearer_token(request.headers()).map(str::to_owned);
+        let token = bearer_of(request.headers()).map(str::to_owned);
         Self {
             ip: request
                 .extensions()
@@ -312,7 +312,13 @@ pub async fn guard(State(guard): State<Arc<FloodGuard>>, request: Request, next:
     let visitor = Visitor::of(&request);
     if let Some(wait) = guard.closed_for(&visitor) {
         if let Some(reason) = guard.certain_refusal(&visitor).await {
+            metrics::counter!(
+                crate::metrics::AUTH_FAILURES_TURNED_AWAY,
+                "reason" => super::error::auth_reason(reason)
+            )
+            .increment(1);
             guard.tally(&visitor, reason);
+
             return too_many(wait);
         }
     }

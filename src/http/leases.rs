@@ -3,6 +3,7 @@
 //! recorded first.
 
 use super::error::ApiError;
+use super::path::PathParam;
 use super::request::{json_object, perform, reject, RequestCaller};
 use super::views::{CreatedLeaseView, LeaseView, RenewedLeaseView, RevokedLeaseView};
 use super::AppState;
@@ -10,7 +11,7 @@ use crate::commands::mcp::{CreateLease, GetLease, RenewLease, RequestRejection, 
 use crate::ledger::LeasePolicy;
 use crate::validate::{storable, ServiceName};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{Map, Value};
@@ -192,7 +193,7 @@ pub async fn create(
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
 pub async fn renew(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     RequestCaller(caller): RequestCaller,
     headers: HeaderMap,
     body: Body,
@@ -215,7 +216,7 @@ pub async fn renew(
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
 pub async fn show(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     RequestCaller(caller): RequestCaller,
 ) -> Result<Json<LeaseView>, ApiError> {
     let lease = perform(&state, caller, GetLease { lease_id: id }).await?;
@@ -225,7 +226,7 @@ pub async fn show(
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
 pub async fn revoke(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     RequestCaller(caller): RequestCaller,
     headers: HeaderMap,
     body: Body,

@@ -155,6 +155,7 @@ pub struct WriterStats {
 pub struct Ledger {
     shared: Arc<Shared>,
     jobs: mpsc::Sender<writer::Job>,
+    writer: Arc<tokio::task::AbortHandle>,
 }
 
 /// A command in the writer's queue; `outcome` waits for its batch.
@@ -173,17 +174,50 @@ impl<T> Queued<T> {
 impl Ledger {
     /// Brings projections up to date with the log and starts the writer task.
     pub async fn open(store: EventStore, setup: LedgerSetup) -> Result<Self, CommandError> {
-        mcp_projections::ensure(&store)
+        let started = std::time::Instant::now();
+        let rebuilt = mcp_projections::ensure(&store)
             .await
             .map_err(|e| CommandError::Internal(format!("bringing projections up to date: {e}")))?;
+        if rebuilt {
+            let elapsed = started.elapsed();
+            metrics::histogram!(crate::metrics::PROJECTIONS_REBUILD_DURATION)
+                .record(elapsed.as_secs_f64());
+            tracing::info!(
+                duration_ms = elapsed.as_millis() as u64,
+                "projections rebuilt"
+            );
+        }
         let shared = Arc::new(Shared {
             store,
             setup,
             stats: WriterStats::default(),
         });
         let (jobs, queue) = mpsc::channel(writer::QUEUE_DEPTH);
-        tokio::spawn(writer::run(shared.clone(), queue));
-        Ok(Self { shared, jobs })
+        let task = tokio::spawn(writer::run(shared.clone(), queue));
+        Ok(Self {
+            shared,
+            jobs,
+            writer: Arc::new(task.abort_handle()),
+        })
+    }
+
+    /// Whether the writer task still runs. It ends only if it panics outside a command (a
+    /// command's own panic is caught) or is aborted; its queue's receiver goes with it.
+    pub fn writer_alive(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
+    /// Ends the writer task as a crash would (the batch in progress is not committed; its
+    /// callers and every later one get "the ledger writer stopped"). For tests of what
+    /// notices a dead writer, such as the readiness check.
+    #[doc(hidden)]
+    pub fn abort_writer(&self) {
+        self.writer.abort();
+    }
+
+    /// The id of the key new secrets are sealed with (never the key).
+    pub fn key_id(&self) -> &str {
+        self.shared.setup.key.key_id()
     }
 
     /// Runs one command in the ledger's write transaction and returns its outcome once committed.

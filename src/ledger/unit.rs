@@ -90,6 +90,12 @@ pub(super) struct Memory {
     access: HashMap<i64, Arc<UserAccess>>,
 }
 
+/// A committed unit of work: what the writer may keep, and the events it appended by type.
+pub(super) struct Committed {
+    pub memory: Memory,
+    pub appended: Vec<(String, u64)>,
+}
+
 pub(super) struct UnitOfWork {
     tx: WriteTx,
     journal: Vec<Undo>,
@@ -350,8 +356,8 @@ impl UnitOfWork {
     }
 
     /// Writes every dirty row, the audit records and the checkpoints, and commits. Returns what
-    /// may be kept for the next batch.
-    pub async fn commit(mut self) -> Result<Memory, mcp_events::AppendError> {
+    /// may be kept for the next batch, and how many events of each type were appended.
+    pub async fn commit(mut self) -> Result<Committed, mcp_events::AppendError> {
         let position = self.tx.position();
         let dirty = std::mem::take(&mut self.dirty);
         let nothing_appended = self.tx.appended_streams().next().is_none();
@@ -359,7 +365,10 @@ impl UnitOfWork {
             // Every command failed, or only read: nothing to write, and the head stays.
             let (tx, memory) = self.into_memory(position);
             tx.rollback().await?;
-            return Ok(memory);
+            return Ok(Committed {
+                memory,
+                appended: Vec::new(),
+            });
         }
         for (table, keys) in dirty {
             let mut upserts = Vec::new();
@@ -391,9 +400,16 @@ impl UnitOfWork {
             .map(|(stream, version)| (StreamId::from_stored(stream.to_owned()), version))
             .collect();
         self.versions.extend(appended);
+        let mut appended: Vec<(String, u64)> = Vec::new();
+        for event_type in self.tx.pending_types() {
+            match appended.iter_mut().find(|(known, _)| known == event_type) {
+                Some((_, count)) => *count += 1,
+                None => appended.push((event_type.to_owned(), 1)),
+            }
+        }
         let (tx, memory) = self.into_memory(position);
         tx.commit().await?;
-        Ok(memory)
+        Ok(Committed { memory, appended })
     }
 
     /// Splits off the transaction; the rest is the memory, true at `head` once it commits.

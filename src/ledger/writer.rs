@@ -9,8 +9,9 @@
 //! `Unavailable`, nothing is applied, and the next batch starts afresh on a new connection.
 
 use super::context::Ctx;
-use super::unit::{Memory, UnitOfWork};
+use super::unit::{Committed, Memory, UnitOfWork};
 use super::{Command, CommandError, Prefetch, Shared};
+use crate::metrics::{EVENTS_APPENDED, WRITER_BATCHES, WRITER_BATCH_SIZE, WRITER_COMMIT_DURATION};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -102,7 +103,7 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
 
 /// How a batch ended.
 enum Ended {
-    Committed(Memory),
+    Committed(Box<Committed>),
     /// A command's data (or a failed statement) spoiled the transaction: run them one by one.
     Retry,
     /// The database failed; every caller gets this.
@@ -132,7 +133,7 @@ async fn run_batch(
         Err(error) => {
             let failure = unavailable(&error.to_string());
             tracing::error!(%error, "cannot start a ledger transaction");
-            shared.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            shared.stats.failed();
             for job in batch {
                 job.0.deliver(Some(failure.share()));
             }
@@ -142,12 +143,12 @@ async fn run_batch(
     let size = batch.len();
     let ended = run_in(shared, unit, &mut batch, size > 1).await;
     let memory = match ended {
-        Ended::Committed(memory) => {
-            shared.stats.committed(size);
+        Ended::Committed(committed) => {
+            shared.stats.committed(size, &committed.appended);
             for job in batch {
                 job.0.deliver(None);
             }
-            keep(shared, memory)
+            keep(shared, committed.memory)
         }
         Ended::Retry => {
             tracing::warn!(
@@ -155,11 +156,12 @@ async fn run_batch(
                 "a batch could not commit; running its commands one by one"
             );
             shared.stats.retried_batches.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(WRITER_BATCHES, "outcome" => "retried").increment(1);
             run_one_by_one(shared, batch).await;
             Memory::default()
         }
         Ended::Failed(failure) => {
-            shared.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            shared.stats.failed();
             for job in batch {
                 job.0.deliver(Some(failure.share()));
             }
@@ -197,8 +199,12 @@ async fn run_in(shared: &Arc<Shared>, unit: UnitOfWork, batch: &mut [Job], retry
             return Ended::Retry;
         }
     }
+    let committing = std::time::Instant::now();
     match ctx.unit.commit().await {
-        Ok(memory) => Ended::Committed(memory),
+        Ok(committed) => {
+            metrics::histogram!(WRITER_COMMIT_DURATION).record(committing.elapsed().as_secs_f64());
+            Ended::Committed(Box::new(committed))
+        }
         Err(error) if retry && is_refused_data(&error) => {
             tracing::warn!(%error, "a batch's data was refused at commit");
             Ended::Retry
@@ -224,8 +230,8 @@ async fn run_one_by_one(shared: &Arc<Shared>, batch: Vec<Job>) {
             Err(error) => Ended::Failed(unavailable(&error.to_string())),
         };
         match ended {
-            Ended::Committed(_) => {
-                shared.stats.committed(1);
+            Ended::Committed(committed) => {
+                shared.stats.committed(1, &committed.appended);
                 job.0.deliver(None);
             }
             Ended::Failed(error) if matches!(error, CommandError::Unavailable(_)) => {
@@ -273,11 +279,22 @@ impl CommandError {
     }
 }
 
+/// The stats and metrics of batches (the metrics are no-ops where no recorder is installed).
 impl super::WriterStats {
-    fn committed(&self, commands: usize) {
+    fn committed(&self, commands: usize, appended: &[(String, u64)]) {
         self.committed_batches.fetch_add(1, Ordering::Relaxed);
         self.committed_commands
             .fetch_add(commands as u64, Ordering::Relaxed);
+        metrics::counter!(WRITER_BATCHES, "outcome" => "committed").increment(1);
+        metrics::histogram!(WRITER_BATCH_SIZE).record(commands as f64);
+        for (event_type, count) in appended {
+            metrics::counter!(EVENTS_APPENDED, "type" => event_type.clone()).increment(*count);
+        }
+    }
+
+    fn failed(&self) {
+        self.failed_batches.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(WRITER_BATCHES, "outcome" => "failed").increment(1);
     }
 }
 

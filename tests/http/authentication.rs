@@ -40,7 +40,8 @@ async fn a_missing_or_malformed_header_is_a_missing_bearer_token(backend: Backen
         Some(token.as_str()),
         Some("Token abc"),
         Some("Bearer "),
-        Some("bearer x"),
+        Some("bearer "),
+        Some("Bearerx abc"),
     ] {
         let (status, body) = unauthenticated(&app, header).await;
         assert_eq!(status, 401, "{header:?}");
@@ -49,6 +50,27 @@ async fn a_missing_or_malformed_header_is_a_missing_bearer_token(backend: Backen
             json!({"message": "Unauthenticated", "error": "Missing bearer token"})
         );
     }
+}
+
+/// The scheme in any letter case, as Laravel's `bearerToken()` accepts it.
+async fn the_bearer_scheme_is_case_insensitive(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ada@example.com").await;
+    let token = app.token(user).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let header = format!("{scheme} {token}");
+        let response = app
+            .client
+            .get(format!("{}{ME}", app.base))
+            .header("authorization", &header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    let (status, body) = unauthenticated(&app, Some("bearer x")).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "Invalid token");
 }
 
 async fn an_unknown_token_is_invalid(backend: Backend) {
@@ -189,6 +211,7 @@ async fn unknown_routes_and_methods_answer_json(backend: Backend) {
 both_backends! {
     valid_token => a_valid_token_authenticates,
     missing_token => a_missing_or_malformed_header_is_a_missing_bearer_token,
+    bearer_any_case => the_bearer_scheme_is_case_insensitive,
     invalid_token => an_unknown_token_is_invalid,
     expired_token => an_expired_token_is_refused,
     inactive_token => revoked_tokens_and_disabled_users_are_inactive,

@@ -3,7 +3,10 @@
 
 mod authentication;
 mod bodies;
+mod connections;
 mod flood;
 mod helpers;
 mod leases;
+mod operations;
+mod raw;
 mod shapes;
