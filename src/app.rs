@@ -2,39 +2,20 @@
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::crypto;
-use crate::ledger::{Ledger, LedgerSetup};
+use crate::ledger::Ledger;
 use anyhow::Context;
-use mcp_events::{Backend, Database, DbOptions, EventStore};
-use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Connects, migrates, loads the encryption key and opens the ledger.
+/// Connects (creating the ledger on first start), loads the encryption keys, checks them
+/// against the stored secrets and opens the ledger; what the operator must be told is logged.
 pub async fn open_ledger(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Ledger> {
-    let policy = settings.policy().map_err(anyhow::Error::msg)?;
-    // The key first: a missing key must not leave a half-initialised database behind.
-    let sqlite_path = match mcp_events::db::backend_of(&settings.database_url)? {
-        Backend::Sqlite => mcp_events::db::sqlite_path(&settings.database_url),
-        Backend::Postgres => None,
-    };
-    let key = crypto::load_key(
-        settings.encryption_key.as_ref().map(|k| k.expose_secret()),
-        sqlite_path.as_deref(),
-    )?;
-    let database = Database::connect(&settings.database_url, &DbOptions::default()).await?;
-    let setup = LedgerSetup {
-        policy,
-        clock,
-        memory: settings.writer_memory,
-        ..LedgerSetup::new(key)
-    };
-
-    let ledger = Ledger::open(EventStore::new(database), setup)
-        .await
-        .context("opening the ledger")?;
-    Ok(ledger)
+    let opened = crate::open::ledger(settings, clock, crate::open::Write::SERVE).await?;
+    for notice in &opened.notices {
+        tracing::warn!("{notice}");
+    }
+    Ok(opened.ledger)
 }
 
 /// The HTTP server, bound and ready; `port()` tells where (bind to port 0 in tests).

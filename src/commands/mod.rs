@@ -4,5 +4,7 @@
 pub mod directory;
 pub mod expiry;
 pub mod integrations;
+pub mod keys;
+pub mod leases;
 pub mod mcp;
 pub mod tokens;
