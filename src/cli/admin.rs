@@ -218,7 +218,12 @@ async fn revoke_leases(
     batch: i64,
 ) -> Result<(), Failure> {
     if let Some(reason) = &reason {
-        crate::validate::text_field("reason", reason, 255)?;
+        crate::validate::text_field("reason", reason, 255)
+            .map_err(|e| Failure::usage(format!("--reason: {e}")))?;
+    }
+    if let Some(server) = &target.server {
+        crate::validate::text_field("server id", server, 255)
+            .map_err(|e| Failure::usage(format!("--server: {e}")))?;
     }
     let revoke = |lease_ids: Vec<String>| RevokeLeases {
         lease_ids,

@@ -3,6 +3,7 @@
 
 use crate::domain::lease::{Lease, LeaseCommand};
 use crate::ledger::{Command, CommandError, Ctx, Prefetch};
+use crate::validate::looks_like_lease_id;
 use mcp_events::{ExpectedVersion, Metadata, StreamId};
 
 /// Revokes the named leases that are not revoked yet; ids that name no lease are reported, not
@@ -28,13 +29,20 @@ impl Command for RevokeLeases {
     type Output = Revoked;
 
     fn prefetch(&self, wanted: &mut Prefetch) {
-        wanted.lease_ids.extend(self.lease_ids.iter().cloned());
+        let ids = self.lease_ids.iter().filter(|id| looks_like_lease_id(id));
+        wanted.lease_ids.extend(ids.cloned());
     }
 
     async fn execute(&self, ctx: &mut Ctx) -> Result<Revoked, CommandError> {
         let mut outcome = Revoked::default();
         for lease_id in &self.lease_ids {
-            let Some(row) = ctx.lease(lease_id).await? else {
+            // An id that cannot be a lease id is never looked up (as the API does).
+            let row = if looks_like_lease_id(lease_id) {
+                ctx.lease(lease_id).await?
+            } else {
+                None
+            };
+            let Some(row) = row else {
                 outcome.unknown.push(lease_id.clone());
                 continue;
             };

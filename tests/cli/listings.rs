@@ -228,6 +228,10 @@ async fn leases_are_listed_and_revoked_by_id_user_token_or_server(backend: Backe
     assert!(unknown
         .refused_with(1)
         .contains("lease lse_unknown does not exist"));
+    let not_a_lease = cli.run(&["lease", "revoke", "--id", "../etc"]);
+    assert!(not_a_lease.refused_with(1).contains("does not exist"));
+    let control = cli.run(&["lease", "revoke", "--server", "ci\u{1b}[31m"]);
+    assert!(control.refused_with(2).contains("--server"));
     assert_eq!(
         cli.ok(&["lease", "revoke", "--server", "ci-mcp"])["revoked"],
         1
