@@ -2,41 +2,25 @@
 
 use crate::clock::Clock;
 use crate::config::{BindAddress, Settings};
-use crate::crypto;
 use crate::http::server::{self, Limits};
 use crate::http::AppState;
-use crate::ledger::{Ledger, LedgerSetup};
-use anyhow::Context;
-use mcp_events::{Backend, Database, DbOptions, EventStore};
-use secrecy::ExposeSecret;
+use crate::ledger::Ledger;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Connects, migrates, loads the encryption key and opens the ledger.
+/// Connects (creating the ledger on first start), loads the encryption keys, checks them
+/// against the stored secrets and opens the ledger; what the operator must be told is logged.
 pub async fn open_ledger(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Ledger> {
-    let policy = settings.policy().map_err(anyhow::Error::msg)?;
-    // The key first: a missing key must not leave a half-initialised database behind.
-    let sqlite_path = match mcp_events::db::backend_of(&settings.database_url)? {
-        Backend::Sqlite => mcp_events::db::sqlite_path(&settings.database_url),
-        Backend::Postgres => None,
-    };
-    let key = crypto::load_key(
-        settings.encryption_key.as_ref().map(|k| k.expose_secret()),
-        sqlite_path.as_deref(),
-    )?;
-    let database = Database::connect(&settings.database_url, &DbOptions::default()).await?;
-    let setup = LedgerSetup {
-        policy,
-        clock,
-        memory: settings.writer_memory,
-        ..LedgerSetup::new(key)
-    };
+    let opened = crate::open::ledger(settings, clock, crate::open::Write::SERVE).await?;
+    for notice in &opened.notices {
+        match notice {
+            crate::open::Notice::Created(text) => tracing::info!("{text}"),
+            crate::open::Notice::KeyFileCreated(text) => tracing::warn!("{text}"),
+        }
+    }
 
-    let ledger = Ledger::open(EventStore::new(database), setup)
-        .await
-        .context("opening the ledger")?;
-    Ok(ledger)
+    Ok(opened.ledger)
 }
 
 /// The HTTP server, bound and ready; `local_addr()` tells where (bind to port 0 in tests).
@@ -64,12 +48,13 @@ impl Application {
     ) -> anyhow::Result<Self> {
         // Before the ledger opens, so a rebuild at start-up is measured.
         crate::metrics::install();
-        let ledger = open_ledger(&settings, clock).await?;
+        // The addresses first: a port in use must not leave a new database behind.
         let listener = listen(bind).await?;
         let metrics_listener = match &settings.metrics_bind {
             Some(address) => Some(listen(address).await?),
             None => None,
         };
+        let ledger = open_ledger(&settings, clock).await?;
         Ok(Self {
             listener,
             metrics_listener,

@@ -1,61 +1,116 @@
 //! Configuration: one typed struct, from flags and environment (and `.env`), read once at start-up.
 
 use crate::ledger::LeasePolicy;
+use crate::validate::{non_negative, positive, positive_u64};
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Settings every command shares.
+/// Settings every command shares (shown apart, under their own heading, in every `--help`,
+/// each with its environment variable). `--help` never shows the environment's values: the
+/// database URL and the keys are secrets.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global settings")]
 pub struct Settings {
-    /// `sqlite://FILE` (the default, created on first use) or `postgres://…`.
+    /// Where the ledger lives: `sqlite://FILE` or `postgres://USER@HOST/DATABASE`.
     #[arg(
         long,
         env = "DATABASE_URL",
+        value_name = "URL",
         default_value = "sqlite://mcp-manager.db",
         global = true,
         hide_env_values = true
     )]
     pub database_url: String,
 
-    /// Base64 of 32 bytes. Required for PostgreSQL; for SQLite a key file beside the database is
-    /// created when unset.
+    /// The key that encrypts stored credentials: base64 of 32 bytes (`openssl rand -base64
+    /// 32`). Required for PostgreSQL; with SQLite, when unset, the key file `<database>.key`
+    /// beside the database is used (created for a database that holds no credentials yet).
     #[arg(
         long,
         env = "MCP_ENCRYPTION_KEY",
+        value_name = "BASE64",
         global = true,
         hide_env_values = true
     )]
     pub encryption_key: Option<SecretString>,
 
+    /// The previous key, while keys are rotated: credentials still sealed with it open too
+    /// (see `key rotate`).
+    #[arg(
+        long,
+        env = "MCP_ENCRYPTION_KEY_OLD",
+        value_name = "BASE64",
+        global = true,
+        hide_env_values = true
+    )]
+    pub encryption_key_old: Option<SecretString>,
+
     /// Lease time-to-live when a request names none, in seconds.
     #[arg(
         long,
         env = "MCP_LEASE_DEFAULT_TTL",
+        value_name = "SECONDS",
         default_value_t = 3600,
-        global = true
+        value_parser = positive,
+        allow_negative_numbers = true,
+        global = true,
+        hide_env_values = true
     )]
     pub lease_default_ttl: i64,
 
-    #[arg(long, env = "MCP_LEASE_MIN_TTL", default_value_t = 60, global = true)]
+    /// Shortest lease time-to-live a request may ask for, in seconds.
+    #[arg(
+        long,
+        env = "MCP_LEASE_MIN_TTL",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = positive,
+        allow_negative_numbers = true,
+        global = true,
+        hide_env_values = true
+    )]
     pub lease_min_ttl: i64,
 
+    /// Longest lease time-to-live a request may ask for, in seconds.
     #[arg(
         long,
         env = "MCP_LEASE_MAX_TTL",
+        value_name = "SECONDS",
         default_value_t = 86_400,
-        global = true
+        value_parser = positive,
+        allow_negative_numbers = true,
+        global = true,
+        hide_env_values = true
     )]
     pub lease_max_ttl: i64,
 
     /// How many times one lease may be renewed.
-    #[arg(long, env = "MCP_MAX_RENEWALS", default_value_t = 24, global = true)]
+    #[arg(
+        long,
+        env = "MCP_MAX_RENEWALS",
+        value_name = "N",
+        default_value_t = 24,
+        value_parser = non_negative,
+        allow_negative_numbers = true,
+        global = true,
+        hide_env_values = true
+    )]
     pub max_renewals: i64,
 
     /// How often the expirer looks for leases past their expiry, in seconds.
-    #[arg(long, env = "MCP_EXPIRY_INTERVAL", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "MCP_EXPIRY_INTERVAL",
+        value_name = "SECONDS",
+        default_value_t = 30,
+        value_parser = positive_u64,
+        allow_negative_numbers = true,
+        global = true,
+        hide_env_values = true
+    )]
     pub expiry_interval_seconds: u64,
 
     /// Whether the writer keeps what it has read from one batch to the next (while no other
@@ -63,9 +118,11 @@ pub struct Settings {
     #[arg(
         long,
         env = "MCP_WRITER_MEMORY",
+        value_name = "BOOL",
         default_value_t = true,
         action = clap::ArgAction::Set,
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub writer_memory: bool,
 
@@ -233,6 +290,7 @@ impl Settings {
         Self {
             database_url: database_url.into(),
             encryption_key: None,
+            encryption_key_old: None,
             lease_default_ttl: 3600,
             lease_min_ttl: 60,
             lease_max_ttl: 86_400,

@@ -3,7 +3,8 @@
 //! open), and a key id stored beside each row so a wrong key is named rather than guessed at.
 //!
 //! The key comes from `MCP_ENCRYPTION_KEY`, or for SQLite from a private key file beside the
-//! database, created on first use.
+//! database, created on first use (never for a database that already holds secrets: a new key
+//! would not open them).
 //!
 //! This module must never print, log or put into an error any key material or plaintext: key
 //! bytes live only inside a [`SecretBox`], `Debug` shows the key id alone, and errors carry key
@@ -47,6 +48,8 @@ pub enum KeyError {
     MissingForPostgres,
     #[error("the key file {path} is accessible to group or others (mode {mode:03o}); run `chmod 600 {path}`")]
     KeyFileTooOpen { path: String, mode: u32 },
+    #[error("the key file {path} is missing, but the database holds credentials encrypted with key {stored}: restore the key file (back it up with the database) or set MCP_ENCRYPTION_KEY to that key; a new key would not open them")]
+    KeyFileMissing { path: String, stored: String },
     #[error("cannot {action} the key file {path}: {source}")]
     KeyFile {
         action: &'static str,
@@ -90,6 +93,11 @@ impl EncryptionKey {
     /// whitespace trimmed), as `MCP_ENCRYPTION_KEY` holds it.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         Self::decode(text, "MCP_ENCRYPTION_KEY")
+    }
+
+    /// As [`Self::from_base64`], naming `origin` (another variable) in errors.
+    pub fn from_base64_named(text: &str, origin: &str) -> Result<Self, KeyError> {
+        Self::decode(text, origin)
     }
 
     /// 32 random bytes from the operating system.
@@ -152,27 +160,93 @@ pub fn key_file_path(database: &Path) -> PathBuf {
     with_suffix(database, ".key")
 }
 
+/// Where a key came from, so messages can say what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// An environment variable, by name.
+    Environment(&'static str),
+    /// A key file; `created` when this process just made it.
+    File { path: PathBuf, created: bool },
+}
+
+impl fmt::Display for KeyOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyOrigin::Environment(name) => f.write_str(name),
+            KeyOrigin::File { path, .. } => write!(f, "the key file {}", path.display()),
+        }
+    }
+}
+
+/// A key and where it came from.
+#[derive(Clone, Debug)]
+pub struct LoadedKey {
+    pub key: EncryptionKey,
+    pub origin: KeyOrigin,
+}
+
+impl LoadedKey {
+    /// What an operator must be told once: a key file was just created and needs a backup.
+    pub fn notice(&self) -> Option<String> {
+        match &self.origin {
+            KeyOrigin::File {
+                path,
+                created: true,
+            } => Some(format!(
+                "created a new encryption key file {} for the SQLite database; back it up with \
+                 the database: the stored credentials cannot be decrypted without it",
+                path.display()
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// The encryption key, from the first source that has one:
 /// 1. `env_value` (the value of `MCP_ENCRYPTION_KEY`), if given;
 /// 2. for SQLite, the key file beside the database ([`key_file_path`]), which must be private
-///    to its owner, and is created (mode 0600, with a warning to back it up) if missing;
+///    to its owner. A missing key file is created (mode 0600) only while the database holds no
+///    secrets (`stored_key_ids` empty); otherwise it is an error naming the keys they need;
 /// 3. otherwise (PostgreSQL) an error saying `MCP_ENCRYPTION_KEY` is required.
 pub fn load_key(
     env_value: Option<&str>,
     sqlite_db_path: Option<&Path>,
-) -> Result<EncryptionKey, KeyError> {
+    stored_key_ids: &[String],
+) -> Result<LoadedKey, KeyError> {
     if let Some(value) = env_value {
-        return EncryptionKey::from_base64(value);
+        return Ok(LoadedKey {
+            key: EncryptionKey::from_base64(value)?,
+            origin: KeyOrigin::Environment("MCP_ENCRYPTION_KEY"),
+        });
     }
     let Some(database) = sqlite_db_path else {
         return Err(KeyError::MissingForPostgres);
     };
     let path = key_file_path(database);
-    match File::open(&path) {
-        Ok(file) => read_key_file(file, &path),
-        Err(e) if e.kind() == ErrorKind::NotFound => create_key_file(&path),
-        Err(e) => Err(key_file_error("open", &path, e)),
-    }
+    let (key, created) = match File::open(&path) {
+        Ok(file) => (read_key_file(file, &path)?, false),
+        Err(e) if e.kind() == ErrorKind::NotFound && stored_key_ids.is_empty() => {
+            create_key_file(&path)?
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(KeyError::KeyFileMissing {
+                path: path.display().to_string(),
+                stored: stored_key_ids.join(", "),
+            })
+        }
+        Err(e) => return Err(key_file_error("open", &path, e)),
+    };
+    Ok(LoadedKey {
+        key,
+        origin: KeyOrigin::File { path, created },
+    })
+}
+
+/// A key from a file an operator names (`--old-key-file`, `--new-key-file`): base64 of 32
+/// bytes, private to its owner, as the SQLite key file is.
+pub fn read_key_file_at(path: &Path) -> Result<EncryptionKey, KeyError> {
+    let file = File::open(path).map_err(|e| key_file_error("open", path, e))?;
+    read_key_file(file, path)
 }
 
 fn read_key_file(mut file: File, path: &Path) -> Result<EncryptionKey, KeyError> {
@@ -207,8 +281,8 @@ fn refuse_if_shared(_: &std::fs::Metadata, _: &Path) -> Result<(), KeyError> {
 
 /// Writes a new key to a private temporary file, then links it into place: the key file either
 /// does not exist or holds a whole key, and a process racing us to create it makes us read its
-/// key instead of overwriting it.
-fn create_key_file(path: &Path) -> Result<EncryptionKey, KeyError> {
+/// key instead of overwriting it. Returns the key and whether this call created the file.
+fn create_key_file(path: &Path) -> Result<(EncryptionKey, bool), KeyError> {
     let key = EncryptionKey::generate();
     let mut suffix = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut suffix);
@@ -234,17 +308,12 @@ fn create_key_file(path: &Path) -> Result<EncryptionKey, KeyError> {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             let file = File::open(path).map_err(|e| key_file_error("open", path, e))?;
-            return read_key_file(file, path);
+            return Ok((read_key_file(file, path)?, false));
         }
         Err(e) => return Err(key_file_error("create", path, e)),
     }
     sync_parent_directory(path);
-    tracing::warn!(
-        path = %path.display(),
-        "created a new encryption key file for the SQLite database; back it up with the database: \
-         the stored credentials cannot be decrypted without it"
-    );
-    Ok(key)
+    Ok((key, true))
 }
 
 /// Makes the new directory entry durable, so a crash cannot lose a key that already sealed rows.
@@ -341,22 +410,9 @@ pub fn open(
 mod tests {
     use super::*;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-    use std::sync::{Mutex, MutexGuard, PoisonError};
 
     const ROW: &[u8] = b"integration:7:v2";
     const CREDENTIALS: &[u8] = br#"{"api_token":"tok-3f9a"}"#;
-
-    /// Held by every test that may create a key file. tracing decides once per call site whether
-    /// anyone listens, and while a single subscriber exists it asks the thread that first reaches
-    /// the call site: another test creating a key file while the warning test has its subscriber
-    /// installed would settle "nobody listens" and the warning test would see no log.
-    static KEY_FILE_CREATION: Mutex<()> = Mutex::new(());
-
-    fn creating_key_files() -> MutexGuard<'static, ()> {
-        KEY_FILE_CREATION
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
 
     fn key_from(bytes: [u8; KEY_LEN]) -> EncryptionKey {
         EncryptionKey::from_base64(&STANDARD.encode(bytes)).unwrap()
@@ -541,12 +597,11 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn the_sqlite_key_file_is_created_private_and_reused() {
-        let _serial = creating_key_files();
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("mcp-manager.db");
 
-        let first = load_key(None, Some(&database)).unwrap();
-        let second = load_key(None, Some(&database)).unwrap();
+        let first = load_key(None, Some(&database), &[]).unwrap().key;
+        let second = load_key(None, Some(&database), &[]).unwrap().key;
 
         let path = dir.path().join("mcp-manager.db.key");
         assert_eq!(mode_of(&path), 0o600);
@@ -564,42 +619,40 @@ mod tests {
     }
 
     #[test]
-    fn creating_the_key_file_warns_with_the_path_and_never_the_key() {
-        let _serial = creating_key_files();
-        #[derive(Clone, Default)]
-        struct Captured(Arc<Mutex<Vec<u8>>>);
-        impl Write for Captured {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
+    fn creating_the_key_file_asks_for_a_backup_with_the_path_and_never_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("ledger.db");
 
-        tracing::subscriber::with_default(subscriber, || {
-            load_key(None, Some(&database)).unwrap();
-        });
+        let created = load_key(None, Some(&database), &[]).unwrap();
+        let again = load_key(None, Some(&database), &[]).unwrap();
 
-        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let notice = created.notice().expect("a notice for a new key file");
         let key_text = std::fs::read_to_string(key_file_path(&database)).unwrap();
-        assert!(log.contains("WARN"), "{log}");
-        assert!(log.contains("back it up"), "{log}");
+        assert!(notice.contains("back it up"), "{notice}");
         assert!(
-            log.contains(&key_file_path(&database).display().to_string()),
-            "{log}"
+            notice.contains(&key_file_path(&database).display().to_string()),
+            "{notice}"
         );
-        assert!(!log.contains(key_text.trim()), "{log}");
+        assert!(!notice.contains(key_text.trim()), "{notice}");
+        assert_eq!(again.notice(), None, "only the creation is announced");
+    }
+
+    #[test]
+    fn no_key_file_is_created_for_a_database_that_holds_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("ledger.db");
+        let stored = vec!["0123456789abcdef".to_owned()];
+
+        let error = load_key(None, Some(&database), &stored).unwrap_err();
+
+        let message = error.to_string();
+        assert!(
+            matches!(error, KeyError::KeyFileMissing { .. }),
+            "{message}"
+        );
+        assert!(message.contains("0123456789abcdef"), "{message}");
+        assert!(message.contains("MCP_ENCRYPTION_KEY"), "{message}");
+        assert!(!key_file_path(&database).exists());
     }
 
     #[cfg(unix)]
@@ -613,7 +666,7 @@ mod tests {
         std::fs::write(&path, &key_text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-        let error = load_key(None, Some(&database)).unwrap_err();
+        let error = load_key(None, Some(&database), &[]).unwrap_err();
 
         let message = error.to_string();
         assert!(
@@ -637,7 +690,9 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
 
-        let message = load_key(None, Some(&database)).unwrap_err().to_string();
+        let message = load_key(None, Some(&database), &[])
+            .unwrap_err()
+            .to_string();
 
         assert!(
             message.starts_with(&format!("the key file {}", path.display())),
@@ -649,13 +704,14 @@ mod tests {
 
     #[test]
     fn the_environment_value_wins_over_the_key_file() {
-        let _serial = creating_key_files();
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("mcp-manager.db");
-        let from_file = load_key(None, Some(&database)).unwrap();
+        let from_file = load_key(None, Some(&database), &[]).unwrap().key;
         let env_value = STANDARD.encode([9u8; KEY_LEN]);
 
-        let key = load_key(Some(&env_value), Some(&database)).unwrap();
+        let key = load_key(Some(&env_value), Some(&database), &[])
+            .unwrap()
+            .key;
 
         assert_eq!(key.key_id(), key_from([9u8; KEY_LEN]).key_id());
         assert_ne!(key.key_id(), from_file.key_id());
@@ -666,26 +722,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("mcp-manager.db");
 
-        load_key(Some(&EncryptionKey::generate_base64()), Some(&database)).unwrap();
+        load_key(
+            Some(&EncryptionKey::generate_base64()),
+            Some(&database),
+            &[],
+        )
+        .unwrap();
 
         assert!(!key_file_path(&database).exists());
     }
 
     #[test]
     fn a_malformed_environment_value_is_not_replaced_by_the_key_file() {
-        let _serial = creating_key_files();
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("mcp-manager.db");
-        load_key(None, Some(&database)).unwrap();
+        load_key(None, Some(&database), &[]).unwrap();
 
-        let error = load_key(Some("too short"), Some(&database)).unwrap_err();
+        let error = load_key(Some("too short"), Some(&database), &[]).unwrap_err();
 
         assert!(error.to_string().starts_with("MCP_ENCRYPTION_KEY must be"));
     }
 
     #[test]
     fn postgresql_without_the_environment_key_is_refused_with_how_to_make_one() {
-        let error = load_key(None, None).unwrap_err();
+        let error = load_key(None, None, &[]).unwrap_err();
 
         let message = error.to_string();
         assert!(matches!(error, KeyError::MissingForPostgres));

@@ -78,6 +78,29 @@ pub fn parse_credentials(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
+/// A whole number of 1 or more (ids, limits, seconds), as the command line takes it.
+pub fn positive(text: &str) -> Result<i64, String> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| "must be a whole number of 1 or more".to_owned())
+}
+
+/// A whole number of 0 or more.
+pub fn non_negative(text: &str) -> Result<i64, String> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| "must be a whole number of 0 or more".to_owned())
+}
+
+/// [`positive`], as an unsigned number.
+pub fn positive_u64(text: &str) -> Result<u64, String> {
+    positive(text).map(|n| n as u64)
+}
+
 /// Whether a path segment can be a lease id at all (cheap check before touching storage).
 pub fn looks_like_lease_id(text: &str) -> bool {
     text.len() <= 100
@@ -112,6 +135,17 @@ mod tests {
         assert!(parse_credentials(r#"{"access_token":"x"}"#).is_ok());
         assert!(parse_credentials("[1]").is_err());
         assert!(parse_credentials("{nope").is_err());
+    }
+
+    #[test]
+    fn numbers_from_the_command_line_are_whole_and_in_range() {
+        assert_eq!(positive("7"), Ok(7));
+        for bad in ["0", "-3", "abc", "1.5", ""] {
+            assert!(positive(bad).is_err(), "{bad}");
+        }
+        assert_eq!(non_negative("0"), Ok(0));
+        assert!(non_negative("-1").is_err());
+        assert_eq!(positive_u64("30"), Ok(30));
     }
 
     #[test]

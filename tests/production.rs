@@ -9,7 +9,7 @@ use mcp_events::testing::TestDatabase;
 use mcp_events::Backend;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
-use support::{cli_succeeds, free_port, seed, start};
+use support::{cli_succeeds, free_port, seed, start, start_with};
 
 /// The statements of the README's `GRANT` block, for `role` instead of `mcp_manager`.
 fn readme_grant(role: &str) -> Vec<String> {
@@ -133,6 +133,36 @@ async fn the_readme_grant_is_enough_to_serve_and_keeps_the_log_insert_only() {
     cli_succeeds(&url, &["verify"]);
 
     cli_succeeds(&url, &["replay", "--check"]);
+
+    // A key rotation re-seals every stored secret in place (the grant's column UPDATE), and
+    // the server, restarted with the new key alone, hands them out.
+    let new_key = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+    let rotated = support::command(&url, &["key", "rotate", "--batch", "3"])
+        .env("MCP_ENCRYPTION_KEY", new_key)
+        .env("MCP_ENCRYPTION_KEY_OLD", support::KEY)
+        .output()
+        .unwrap();
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    assert_eq!(rotated["complete"], true, "{rotated}");
+    assert!(rotated["resealed"].as_i64().unwrap() > 6, "{rotated}");
+    let port = free_port();
+    let mut server = start_with(&url, port, &[("MCP_ENCRYPTION_KEY", new_key)]).await;
+    let (status, created) = post(
+        &client,
+        &format!("http://127.0.0.1:{port}/api/mcp/credentials/lease"),
+        &token,
+        json!({"services": ["todoist", "linear"], "server_id": "prod"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["credentials"]["linear"]["access_token"], "ops");
+    server.kill().unwrap();
+    server.wait().unwrap();
 
     // And the log is insert-only for it even without the triggers.
     owner

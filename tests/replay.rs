@@ -397,7 +397,118 @@ async fn a_command_starting_under_load_never_rebuilds(backend: Backend) {
     assert!(writer.await.unwrap() > 0, "the writer wrote meanwhile");
 }
 
+/// `replay --check` while the server writes: it compares the live tables with the log as of one
+/// read snapshot (it takes no lock and writes nothing), so it finds them identical.
+async fn a_check_under_load_compares_one_snapshot(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = EventStore::new(db.connect_with(&DbOptions::default()).await);
+    let clock = ManualClock::default();
+    let ledger = open(store.clone(), &clock).await;
+    let mut rng = StdRng::seed_from_u64(0xc4ec + backend as u64);
+    random_history(&ledger, &clock, &mut rng, 60).await;
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (ledger, writing) = (ledger.clone(), writing.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while writing.load(std::sync::atomic::Ordering::SeqCst) {
+                let submits = (0..16).map(|i| {
+                    ledger.submit(RegisterUser {
+                        email: format!("check{n}-{i}@example.com"),
+                        name: "Load".into(),
+                        metadata: meta(),
+                    })
+                });
+                for registered in futures::future::join_all(submits).await {
+                    registered.unwrap();
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let reader = EventStore::new(
+        mcp_events::Database::connect_existing(&db.url, &DbOptions::default())
+            .await
+            .unwrap(),
+    );
+    for attempt in 0..5 {
+        let outcome = mcp_projections::check(&reader, &mut |_, _| {})
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, CheckOutcome::Same(_)),
+            "attempt {attempt}: {outcome:?}"
+        );
+    }
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(writer.await.unwrap() > 0, "the writer wrote meanwhile");
+}
+
+async fn shadow_tables(store: &EventStore) -> Vec<String> {
+    let sql = match store.database().backend() {
+        Backend::Sqlite => {
+            "select name from sqlite_master where type = 'table' and name like 'replay%' \
+             order by name"
+        }
+        Backend::Postgres => {
+            "select tablename::text from pg_tables where schemaname = current_schema() \
+             and tablename like 'replay%' order by tablename"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .fetch_all(store.database().pool())
+        .await
+        .unwrap()
+}
+
+/// What a replay killed mid-way leaves behind: its shadow tables (and one of an older build).
+async fn leave_shadow_tables(store: &EventStore) {
+    let mut conn = store.database().pool().acquire().await.unwrap();
+    mcp_projections::schema::create_tables(
+        &mut conn,
+        "replay_",
+        TableKind::Shadow { unlogged: false },
+    )
+    .await
+    .unwrap();
+    sqlx::query("create table replay_sessions (id bigint)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("insert into replay_users (id, email, name, disabled, created_at) values (9, 'x', 'x', 0, 0)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(shadow_tables(store).await.len(), 8);
+}
+
+/// The next start (`ensure`, under the rebuild lock) and the next `replay` drop them.
+async fn a_killed_replays_shadow_tables_are_dropped_by_the_next_start_or_replay(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = EventStore::new(db.connect_with(&DbOptions::default()).await);
+    let clock = ManualClock::default();
+    let ledger = open(store.clone(), &clock).await;
+    let mut rng = StdRng::seed_from_u64(0x5ad0 + backend as u64);
+    random_history(&ledger, &clock, &mut rng, 40).await;
+    let live = dump(&store).await;
+
+    leave_shadow_tables(&store).await;
+    let rebuilt = mcp_projections::ensure(&store).await.unwrap();
+    assert!(!rebuilt, "current projections need no rebuild");
+    assert_eq!(shadow_tables(&store).await, Vec::<String>::new());
+
+    leave_shadow_tables(&store).await;
+    mcp_projections::rebuild(&store, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(shadow_tables(&store).await, Vec::<String>::new());
+    assert_eq!(dump(&store).await, live);
+}
+
 both_backends! {
+    check_under_load => a_check_under_load_compares_one_snapshot,
+    leftover_shadow_tables => a_killed_replays_shadow_tables_are_dropped_by_the_next_start_or_replay,
     starting_under_load => a_command_starting_under_load_never_rebuilds,
     concurrent_rebuilds => concurrent_rebuilds_take_turns,
     randomized_history => a_rebuild_matches_the_live_projections_row_for_row,

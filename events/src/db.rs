@@ -54,10 +54,34 @@ impl Default for DbOptions {
     }
 }
 
+/// What a command may do to the database it is pointed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only: the ledger must exist with its schema current. Nothing is created, migrated
+    /// or written (SQLite opens the file read-only, PostgreSQL sessions are read-only).
+    ReadOnly,
+    /// Writes to a ledger that exists (an older schema is migrated); never creates one.
+    Existing,
+    /// Writes, creating the database file (SQLite) and the ledger schema where there is none.
+    Create,
+}
+
+/// The commands that create a ledger, named where another command finds none.
+const CREATORS: &str = "`serve`, `seed`, `user add` and `org add` create one";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("DATABASE_URL must start with sqlite:// or postgres:// (got {0:?})")]
     UnsupportedUrl(String),
+    #[error("there is no database at {path} (check DATABASE_URL; {CREATORS})")]
+    Missing { path: String },
+    #[error("the database at {url} holds no ledger (check DATABASE_URL; {CREATORS})")]
+    NoLedger { url: String },
+    #[error(
+        "the ledger schema at {url} is older than this build: run a write command or `serve` \
+         once (as the role that owns the schema) to migrate it"
+    )]
+    Outdated { url: String },
     #[error("cannot open the database at {url}: {source}")]
     Open { url: String, source: sqlx::Error },
     #[error(
@@ -75,10 +99,51 @@ pub struct Database {
     url: String,
 }
 
+/// A database just opened, and whether opening it created the ledger.
+#[derive(Debug)]
+pub struct Opened {
+    pub database: Database,
+    /// The ledger schema was created by this open (and, for SQLite, the file with it).
+    pub created: bool,
+}
+
+/// How far the ledger schema of a database is.
+enum SchemaState {
+    /// No ledger at all (no migrations table, or nothing applied).
+    Empty,
+    /// Some of this build's migrations are not applied.
+    Behind,
+    Current,
+}
+
 impl Database {
+    /// Opens the database, creating the ledger if there is none, and migrates its schema.
     pub async fn connect(url: &str, options: &DbOptions) -> Result<Self, ConnectError> {
+        Ok(Self::open(url, options, Access::Create).await?.database)
+    }
+
+    /// Opens an existing ledger for reading only: fails, creating nothing, if the database or
+    /// its ledger does not exist or its schema is not current.
+    pub async fn connect_existing(url: &str, options: &DbOptions) -> Result<Self, ConnectError> {
+        Ok(Self::open(url, options, Access::ReadOnly).await?.database)
+    }
+
+    /// Opens the database for what `access` allows.
+    pub async fn open(
+        url: &str,
+        options: &DbOptions,
+        access: Access,
+    ) -> Result<Opened, ConnectError> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = normalize_url(url)?;
+        let (backend, url) = normalize_url(url, access)?;
+        if backend == Backend::Sqlite && access != Access::Create {
+            if let Some(path) = sqlite_path(&url).filter(|path| !path.exists()) {
+                return Err(ConnectError::Missing {
+                    path: path.display().to_string(),
+                });
+            }
+        }
+        let read_only = access == Access::ReadOnly;
         let open = |source| ConnectError::Open {
             url: redact(&url),
             source,
@@ -101,18 +166,32 @@ impl Database {
             .after_connect(move |conn, _meta| {
                 let max_pages = max_pages.clone();
                 Box::pin(async move {
-                    match backend {
-                        Backend::Sqlite => {
+                    match (backend, read_only) {
+                        // The journal mode (WAL) is a property of the file, set once the file
+                        // is known to be a ledger (see `open`): setting it writes.
+                        (Backend::Sqlite, false) => {
                             conn.execute(sqlx::AssertSqlSafe(format!(
-                                "pragma busy_timeout = {busy_ms}; pragma journal_mode = wal; \
-                                 pragma synchronous = full; pragma foreign_keys = off; pragma cache_size = -65536;{max_pages}"
+                                "pragma busy_timeout = {busy_ms}; pragma synchronous = full; \
+                                 pragma foreign_keys = off; pragma cache_size = -65536;{max_pages}"
                             )))
                             .await?;
                         }
-                        Backend::Postgres => {
+                        (Backend::Sqlite, true) => {
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "pragma busy_timeout = {busy_ms}; pragma query_only = 1; \
+                                 pragma cache_size = -65536;"
+                            )))
+                            .await?;
+                        }
+                        (Backend::Postgres, _) => {
+                            let read_only = if read_only {
+                                " set default_transaction_read_only = on;"
+                            } else {
+                                ""
+                            };
                             conn.execute(sqlx::AssertSqlSafe(format!(
                                 "set idle_in_transaction_session_timeout = {idle_ms}; \
-                                 set client_min_messages = warning;"
+                                 set client_min_messages = warning;{read_only}"
                             )))
                             .await?;
                         }
@@ -124,40 +203,92 @@ impl Database {
             .await
             .map_err(open)?;
         let db = Self { pool, backend, url };
-        db.migrate().await?;
-        Ok(db)
-    }
-
-    async fn migrate(&self) -> Result<(), ConnectError> {
-        let migrator = match self.backend {
+        let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
         };
-        if !self.is_migrated(&migrator).await {
-            migrator.run(&self.pool).await?;
+        let state = db.schema_state(&migrator).await;
+        let shown = || redact(&db.url);
+        let created = match (state, access) {
+            (Ok(SchemaState::Current), _) => false,
+            (Ok(SchemaState::Empty), Access::ReadOnly | Access::Existing) => {
+                db.close().await;
+                return Err(ConnectError::NoLedger { url: shown() });
+            }
+            (Ok(SchemaState::Behind), Access::ReadOnly) => {
+                db.close().await;
+                return Err(ConnectError::Outdated { url: shown() });
+            }
+            (Err(error), Access::ReadOnly) => {
+                db.close().await;
+                return Err(ConnectError::Open {
+                    url: shown(),
+                    source: error,
+                });
+            }
+            (Ok(SchemaState::Empty), Access::Create) => {
+                migrator.run(&db.pool).await?;
+                true
+            }
+            // Behind, or not readable (the migrator then says why).
+            _ => {
+                migrator.run(&db.pool).await?;
+                false
+            }
+        };
+        if backend == Backend::Sqlite && access != Access::ReadOnly {
+            // Persistent in the file; a no-op once set.
+            sqlx::query("pragma journal_mode = wal")
+                .execute(&db.pool)
+                .await
+                .map_err(|source| ConnectError::Open {
+                    url: shown(),
+                    source,
+                })?;
         }
-        Ok(())
+        Ok(Opened {
+            database: db,
+            created,
+        })
     }
 
-    /// Whether every migration is applied already, found with reads only: the migrator itself
-    /// starts by creating its table, which the production role (no `CREATE`) may not do.
-    async fn is_migrated(&self, migrator: &Migrator) -> bool {
+    /// How far the schema is, found with reads only: the migrator itself starts by creating
+    /// its table, which the production role (no `CREATE`) may not do.
+    async fn schema_state(&self, migrator: &Migrator) -> Result<SchemaState, sqlx::Error> {
+        let tables_sql = match self.backend {
+            Backend::Sqlite => {
+                "select count(*) from sqlite_master where type = 'table' \
+                 and name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "select count(*) from information_schema.tables \
+                 where table_schema = current_schema() and table_name = '_sqlx_migrations'"
+            }
+        };
+        let tables: i64 = sqlx::query_scalar(tables_sql).fetch_one(&self.pool).await?;
+        if tables == 0 {
+            return Ok(SchemaState::Empty);
+        }
         let applied: Vec<(i64, Vec<u8>)> =
-            match sqlx::query_as("select version, checksum from _sqlx_migrations where success")
+            sqlx::query_as("select version, checksum from _sqlx_migrations where success")
                 .fetch_all(&self.pool)
-                .await
-            {
-                Ok(applied) => applied,
-                Err(_) => return false,
-            };
-        migrator
+                .await?;
+        if applied.is_empty() {
+            return Ok(SchemaState::Empty);
+        }
+        let current = migrator
             .iter()
             .filter(|m| !m.migration_type.is_down_migration())
             .all(|m| {
                 applied
                     .iter()
                     .any(|(version, checksum)| *version == m.version && **checksum == *m.checksum)
-            })
+            });
+        Ok(if current {
+            SchemaState::Current
+        } else {
+            SchemaState::Behind
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -258,20 +389,28 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
 
 /// Which backend a URL names, without connecting.
 pub fn backend_of(url: &str) -> Result<Backend, ConnectError> {
-    normalize_url(url).map(|(backend, _)| backend)
+    normalize_url(url, Access::Create).map(|(backend, _)| backend)
 }
 
-fn normalize_url(url: &str) -> Result<(Backend, String), ConnectError> {
+/// The URL to connect with: a SQLite URL gets the open mode `access` allows (`rwc` creates
+/// the file on first use, as `mcp-manager serve` on a fresh machine expects; `ro` reads only),
+/// replacing any mode the URL names.
+fn normalize_url(url: &str, access: Access) -> Result<(Backend, String), ConnectError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok((Backend::Postgres, url.to_owned()))
     } else if url.starts_with("sqlite:") {
-        // Create the file on first use, as `mcp-manager serve` on a fresh machine expects.
-        let url = if url.contains('?') {
-            url.to_owned()
-        } else {
-            format!("{url}?mode=rwc")
+        let mode = match access {
+            Access::ReadOnly => "mode=ro",
+            Access::Existing => "mode=rw",
+            Access::Create => "mode=rwc",
         };
-        Ok((Backend::Sqlite, url))
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut parameters: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("mode="))
+            .collect();
+        parameters.push(mode);
+        Ok((Backend::Sqlite, format!("{base}?{}", parameters.join("&"))))
     } else {
         Err(ConnectError::UnsupportedUrl(redact(url)))
     }
@@ -338,6 +477,23 @@ mod tests {
 
     #[test]
     fn other_schemes_are_refused() {
-        assert!(normalize_url("mysql://x").is_err());
+        assert!(normalize_url("mysql://x", Access::Create).is_err());
+    }
+
+    #[test]
+    fn sqlite_urls_open_in_the_mode_their_access_allows() {
+        let url = |text, access| normalize_url(text, access).unwrap().1;
+        assert_eq!(
+            url("sqlite://a.db", Access::Create),
+            "sqlite://a.db?mode=rwc"
+        );
+        assert_eq!(
+            url("sqlite://a.db", Access::Existing),
+            "sqlite://a.db?mode=rw"
+        );
+        assert_eq!(
+            url("sqlite://a.db?mode=rwc&cache=shared", Access::ReadOnly),
+            "sqlite://a.db?cache=shared&mode=ro"
+        );
     }
 }

@@ -16,7 +16,7 @@ pub mod upcast;
 pub mod vocabulary;
 pub mod write;
 
-pub use db::{is_data_error, is_unavailable, Backend, Database, DbOptions};
+pub use db::{is_data_error, is_unavailable, Access, Backend, Database, DbOptions, Opened};
 pub use envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};
 pub use store::{AppendError, EventStore, StoreError, VerifyOutcome};
 pub use time::Timestamp;

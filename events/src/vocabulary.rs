@@ -219,6 +219,14 @@ pub enum DomainEvent {
     IntegrationRemoved {
         integration_id: i64,
     },
+    /// One stored version of an integration's credentials re-encrypted under another key (a
+    /// key rotation). Names the keys by id only; the credentials themselves do not change.
+    IntegrationSecretResealed {
+        integration_id: i64,
+        version: i64,
+        from_key_id: String,
+        to_key_id: String,
+    },
     TokenIssued {
         token_id: i64,
         user_id: i64,
@@ -288,6 +296,29 @@ pub enum DomainEvent {
     },
 }
 
+/// Every `event_type` of the vocabulary (the actions of the audit log), in the order above.
+pub const EVENT_TYPES: &[&str] = &[
+    "user_registered",
+    "user_disabled",
+    "organization_created",
+    "membership_added",
+    "membership_role_changed",
+    "membership_removed",
+    "integration_added",
+    "integration_rotated",
+    "integration_status_changed",
+    "integration_removed",
+    "integration_secret_resealed",
+    "token_issued",
+    "token_revoked",
+    "mcp_auth_success",
+    "mcp_auth_failed",
+    "lease_created",
+    "lease_renewed",
+    "lease_revoked",
+    "lease_expired",
+];
+
 /// Whether a stored type name can be spliced into JSON as is (it always can for our own names).
 fn is_tag(event_type: &str) -> bool {
     !event_type.is_empty()
@@ -328,6 +359,7 @@ impl DomainEvent {
             Self::IntegrationRotated { .. } => "integration_rotated",
             Self::IntegrationStatusChanged { .. } => "integration_status_changed",
             Self::IntegrationRemoved { .. } => "integration_removed",
+            Self::IntegrationSecretResealed { .. } => "integration_secret_resealed",
             Self::TokenIssued { .. } => "token_issued",
             Self::TokenRevoked { .. } => "token_revoked",
             Self::McpAuthSucceeded { .. } => "mcp_auth_success",
@@ -432,6 +464,25 @@ mod tests {
             role: Role::Admin,
         };
         assert_eq!(event.event_type(), "membership_role_changed");
+    }
+
+    #[test]
+    fn every_event_type_is_listed_once() {
+        let mut listed = EVENT_TYPES.to_vec();
+        listed.sort_unstable();
+        listed.dedup();
+        assert_eq!(listed.len(), EVENT_TYPES.len());
+        let resealed = DomainEvent::IntegrationSecretResealed {
+            integration_id: 1,
+            version: 2,
+            from_key_id: "a".into(),
+            to_key_id: "b".into(),
+        };
+        assert!(EVENT_TYPES.contains(&resealed.event_type()));
+        assert_eq!(
+            resealed.encode().payload,
+            r#"{"from_key_id":"a","integration_id":1,"to_key_id":"b","version":2}"#
+        );
     }
 
     #[test]

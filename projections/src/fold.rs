@@ -135,6 +135,8 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             })
             .await?
         }
+        // The secret table is not a projection; only the audit record below changes.
+        DomainEvent::IntegrationSecretResealed { .. } => {}
         DomainEvent::TokenIssued {
             token_id,
             user_id,
@@ -218,6 +220,7 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
                 expired_at: None,
                 client_info: client_info.as_ref().map(Value::to_string),
                 version,
+                token_id: recorded.metadata.token_id,
             })
             .await?
         }
@@ -326,6 +329,16 @@ pub fn audit_record(recorded: &RecordedEvent) -> AuditRow {
         DomainEvent::IntegrationRemoved { integration_id } => {
             ("Integration", integration_id.to_string(), json!({}))
         }
+        DomainEvent::IntegrationSecretResealed {
+            integration_id,
+            version,
+            from_key_id,
+            to_key_id,
+        } => (
+            "Integration",
+            integration_id.to_string(),
+            json!({ "version": version, "from_key_id": from_key_id, "to_key_id": to_key_id }),
+        ),
         DomainEvent::TokenIssued { token_id, name, .. } => {
             ("UserToken", token_id.to_string(), json!({ "name": name }))
         }

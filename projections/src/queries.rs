@@ -3,7 +3,7 @@
 
 use crate::rows::*;
 use crate::store::{Rows, SqlRows};
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 fn columns<R: TableRow>(alias: &str) -> String {
     R::COLUMNS
@@ -167,6 +167,138 @@ pub async fn audit(
         .fetch_all(conn)
         .await?;
     rows.iter().map(AuditRow::from_row).collect()
+}
+
+/// Every user, by id.
+pub async fn users(conn: &mut AnyConnection) -> Result<Vec<UserRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from users u order by u.id",
+        columns::<UserRow>("u")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(conn).await?;
+    rows.iter().map(UserRow::from_row).collect()
+}
+
+/// Every organization, by id.
+pub async fn organizations(conn: &mut AnyConnection) -> Result<Vec<OrganizationRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from organizations o order by o.id",
+        columns::<OrganizationRow>("o")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(conn).await?;
+    rows.iter().map(OrganizationRow::from_row).collect()
+}
+
+/// Every membership, by organization, then user.
+pub async fn memberships(conn: &mut AnyConnection) -> Result<Vec<MembershipRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from memberships m order by m.organization_id, m.user_id",
+        columns::<MembershipRow>("m")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(conn).await?;
+    rows.iter().map(MembershipRow::from_row).collect()
+}
+
+/// Integrations (optionally one user's or one organization's), by id, each with the key id of
+/// its current secret version. Never the secrets.
+pub async fn integrations_with_key_ids(
+    conn: &mut AnyConnection,
+    user_id: Option<i64>,
+    organization_id: Option<i64>,
+) -> Result<Vec<(IntegrationRow, Option<String>)>, sqlx::Error> {
+    let sql = format!(
+        "select {}, s.key_id from integrations i left join integration_secrets s \
+         on s.integration_id = i.id and s.version = i.secret_version \
+         where ($1 is null or i.user_id = $1) and ($2 is null or i.organization_id = $2) \
+         order by i.id",
+        columns::<IntegrationRow>("i")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(organization_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let key_id = row.try_get(IntegrationRow::COLUMNS.len())?;
+            Ok((IntegrationRow::from_row(row)?, key_id))
+        })
+        .collect()
+}
+
+/// A lease's status at a moment: revoked, else expired (recorded, or past its expiry), else
+/// active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// Which leases a listing or a revocation is about.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseFilter {
+    pub user_id: Option<i64>,
+    pub token_id: Option<i64>,
+    pub server_id: Option<String>,
+    pub state: Option<LeaseState>,
+    /// Only leases created at or before this time (microseconds).
+    pub created_until: Option<i64>,
+}
+
+/// Leases that pass `filter` at `now_micros`, newest first (then by id), at most `limit`.
+pub async fn leases(
+    conn: &mut AnyConnection,
+    filter: &LeaseFilter,
+    now_micros: i64,
+    limit: i64,
+) -> Result<Vec<LeaseRow>, sqlx::Error> {
+    let state = filter.state.map(|state| match state {
+        LeaseState::Active => "active",
+        LeaseState::Expired => "expired",
+        LeaseState::Revoked => "revoked",
+    });
+    let sql = format!(
+        "select {} from leases l where ($1 is null or l.user_id = $1) \
+         and ($2 is null or l.token_id = $2) and ($3 is null or l.server_id = $3) \
+         and ($4 is null or l.created_at <= $4) \
+         and ($5 is null or $5 = case when l.revoked_at is not null then 'revoked' \
+              when l.expired_at is not null or l.expires_at <= $6 then 'expired' \
+              else 'active' end) \
+         order by l.created_at desc, l.id limit $7",
+        columns::<LeaseRow>("l")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(filter.user_id)
+        .bind(filter.token_id)
+        .bind(filter.server_id.as_deref())
+        .bind(filter.created_until)
+        .bind(state)
+        .bind(now_micros)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(LeaseRow::from_row).collect()
+}
+
+/// Stored secrets sealed with the key `key_id`, in (integration, version) order, at most
+/// `limit`.
+pub async fn secrets_sealed_with(
+    conn: &mut AnyConnection,
+    key_id: &str,
+    limit: i64,
+) -> Result<Vec<SecretRow>, sqlx::Error> {
+    let sql = format!(
+        "select {} from integration_secrets s where s.key_id = $1 \
+         order by s.integration_id, s.version limit $2",
+        columns::<SecretRow>("s")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(key_id)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(SecretRow::from_row).collect()
 }
 
 /// Rows whose `column` is one of `values`, in as few statements as the backend allows (for a

@@ -2,11 +2,12 @@
 //!
 //! The fold runs in memory (fast: no SQL per event), the result is written in bulk into shadow
 //! tables, and the swap happens under the ledger lock after catching up with events that landed
-//! meanwhile, so a running server loses nothing. `check` changes nothing.
+//! meanwhile, so a running server loses nothing. `check` writes nothing at all: it folds in
+//! memory and compares with the live tables as of one read snapshot.
 
 use crate::replay_lock::ReplayLock;
 use crate::rows::*;
-use crate::schema::{create_tables, drop_tables, write_checkpoints, TABLES};
+use crate::schema::{create_tables, drop_tables, write_checkpoints};
 use crate::store::{bulk_insert, load_all, MemoryRows, SqlRows};
 use futures::TryStreamExt;
 use mcp_events::{Backend, EventStore, StoreError};
@@ -56,10 +57,13 @@ enum AuditSink<'c> {
     Discard,
 }
 
+/// Folds the events after `after` (up to `upto`, if given) into `rows`; returns the position
+/// reached.
 async fn fold_in_memory(
     store: &EventStore,
     rows: &mut MemoryRows,
     after: i64,
+    upto: Option<i64>,
     mut audit: AuditSink<'_>,
     progress: &mut Progress<'_>,
 ) -> Result<i64, ReplayError> {
@@ -67,10 +71,18 @@ async fn fold_in_memory(
     let mut position = after;
     let mut pages = std::pin::pin!(store.read_all(after));
     while let Some(page) = pages.try_next().await? {
+        let mut reached_the_end = false;
         for event in &page {
+            if upto.is_some_and(|upto| event.position > upto) {
+                reached_the_end = true;
+                break;
+            }
             crate::fold::apply(rows, event).await?;
+            position = event.position;
         }
-        position = page.last().map_or(position, |e| e.position);
+        if reached_the_end {
+            break;
+        }
         if rows.row_count::<AuditRow>() >= AUDIT_FLUSH {
             match &mut audit {
                 AuditSink::Keep => {}
@@ -92,7 +104,7 @@ pub async fn fold_only(
     progress: &mut Progress<'_>,
 ) -> Result<ReplayReport, ReplayError> {
     let mut rows = MemoryRows::default();
-    let position = fold_in_memory(store, &mut rows, 0, AuditSink::Discard, progress).await?;
+    let position = fold_in_memory(store, &mut rows, 0, None, AuditSink::Discard, progress).await?;
     Ok(ReplayReport { events: position })
 }
 
@@ -113,7 +125,7 @@ pub(crate) async fn rebuild_locked(
 ) -> Result<ReplayReport, ReplayError> {
     let pool = store.database().pool();
     let mut shadow = pool.acquire().await?;
-    drop_tables(&mut shadow, SHADOW).await?;
+    drop_leftover_shadow_tables(&mut shadow).await?;
     let postgres = store.database().backend() == Backend::Postgres;
     create_tables(
         &mut shadow,
@@ -128,6 +140,7 @@ pub(crate) async fn rebuild_locked(
         store,
         &mut rows,
         0,
+        None,
         AuditSink::Shadow(&mut shadow),
         progress,
     )
@@ -154,17 +167,20 @@ pub(crate) async fn rebuild_locked(
     } else {
         "delete from"
     };
-    for table in TABLES {
-        let conn = tx.conn();
-        sqlx::query(AssertSqlSafe(format!("{empty} {table}")))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "insert into {table} select * from {SHADOW}{table}"
-        )))
-        .execute(&mut *conn)
-        .await?;
+    macro_rules! swap {
+        ($($row:ty),*) => {$(
+            swap_table::<$row>(tx.conn(), empty).await?;
+        )*};
     }
+    swap!(
+        UserRow,
+        OrganizationRow,
+        MembershipRow,
+        IntegrationRow,
+        TokenRow,
+        LeaseRow,
+        AuditRow
+    );
     write_checkpoints(tx.conn(), caught_up).await?;
     tx.commit().await?;
     drop_tables(&mut shadow, SHADOW).await?;
@@ -176,6 +192,33 @@ pub(crate) async fn rebuild_locked(
         "projections rebuilt"
     );
     Ok(ReplayReport { events: caught_up })
+}
+
+/// Replaces a live table's rows by its shadow's. A live table of another shape (a projection
+/// whose rows gained a column comes with a new version, so this rebuild) is recreated first.
+async fn swap_table<R: TableRow>(conn: &mut AnyConnection, empty: &str) -> Result<(), sqlx::Error> {
+    let table = R::TABLE;
+    if crate::schema::has_current_shape::<R>(conn).await? {
+        sqlx::query(AssertSqlSafe(format!("{empty} {table}")))
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        tracing::info!(table, "the table changed shape: recreating it");
+        sqlx::query(AssertSqlSafe(format!("drop table if exists {table}")))
+            .execute(&mut *conn)
+            .await?;
+        for statement in crate::rows::ddl::<R>("", TableKind::Live) {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "insert into {table} select * from {SHADOW}{table}"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn write_shadow(conn: &mut AnyConnection, mut rows: MemoryRows) -> Result<(), sqlx::Error> {
@@ -191,24 +234,105 @@ async fn write_shadow(conn: &mut AnyConnection, mut rows: MemoryRows) -> Result<
     tx.commit().await
 }
 
-/// Folds the whole log in memory and compares the result with the live tables, row by row,
-/// under the ledger lock (so a running server cannot move the live tables mid-comparison).
-/// Changes nothing.
+/// The tables of a rebuild that did not finish (a replay killed mid-way), or of any earlier
+/// one: every table named `replay_…`. Only ever called under the replay lock, so no running
+/// rebuild owns them.
+pub(crate) async fn leftover_shadow_tables(
+    conn: &mut AnyConnection,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = match Backend::of(conn) {
+        Backend::Sqlite => {
+            "select name from sqlite_master where type = 'table' \
+             and name like 'replay\\_%' escape '\\' order by name"
+        }
+        Backend::Postgres => {
+            "select tablename::text from pg_tables where schemaname = current_schema() \
+             and tablename like 'replay\\_%' escape '\\' order by tablename"
+        }
+    };
+    sqlx::query_scalar(sql).fetch_all(&mut *conn).await
+}
+
+/// Drops what a rebuild that did not finish left behind; the caller holds the replay lock.
+pub(crate) async fn drop_leftover_shadow_tables(
+    conn: &mut AnyConnection,
+) -> Result<usize, sqlx::Error> {
+    let leftovers = leftover_shadow_tables(conn).await?;
+    for table in &leftovers {
+        sqlx::query(AssertSqlSafe(format!("drop table if exists {table}")))
+            .execute(&mut *conn)
+            .await?;
+    }
+    // Tables of this version's shape that the catalog query could not see are dropped too.
+    drop_tables(conn, SHADOW).await?;
+    Ok(leftovers.len())
+}
+
+/// Folds the whole log in memory and compares the result with the live tables, row by row, as
+/// of one read snapshot (a running server keeps writing meanwhile; the snapshot's head says how
+/// far to fold). Writes nothing, takes no lock, creates no table.
 pub async fn check(
     store: &EventStore,
     progress: &mut Progress<'_>,
 ) -> Result<CheckOutcome, ReplayError> {
+    use sqlx::Connection;
     let mut rows = MemoryRows::default();
-    let folded = fold_in_memory(store, &mut rows, 0, AuditSink::Keep, progress).await?;
-    let mut tx = store.begin_write().await?;
-    let position = fold_in_memory(store, &mut rows, folded, AuditSink::Keep, progress).await?;
-    let conn = tx.conn();
-    let outcome = match first_difference(conn, &rows).await? {
+    let folded = fold_in_memory(store, &mut rows, 0, None, AuditSink::Keep, progress).await?;
+    let mut conn = store.database().pool().acquire().await?;
+    let begin = match store.database().backend() {
+        Backend::Postgres => "begin isolation level repeatable read, read only",
+        // A deferred transaction reads one snapshot from its first read (WAL).
+        Backend::Sqlite => "begin",
+    };
+    let mut snapshot = conn.begin_with(begin).await?;
+    let head: i64 = sqlx::query_scalar("select position from ledger_head where id = 1")
+        .fetch_one(&mut *snapshot)
+        .await?;
+    let position = fold_in_memory(
+        store,
+        &mut rows,
+        folded,
+        Some(head),
+        AuditSink::Keep,
+        progress,
+    )
+    .await?;
+    let outcome = match outdated_projection(&mut snapshot).await? {
+        Some(description) => Some(("projection_checkpoints", description)),
+        None => first_difference(&mut snapshot, &rows).await?,
+    };
+    snapshot.rollback().await?;
+    Ok(match outcome {
         Some((table, description)) => CheckOutcome::Differs { table, description },
         None => CheckOutcome::Same(ReplayReport { events: position }),
-    };
-    tx.rollback().await?;
-    Ok(outcome)
+    })
+}
+
+/// A projection whose stored version is not this build's: its tables may not even have this
+/// build's columns, so comparing rows would say nothing useful.
+async fn outdated_projection(conn: &mut AnyConnection) -> Result<Option<String>, sqlx::Error> {
+    let stored: Vec<(String, i64)> =
+        sqlx::query_as("select name, version from projection_checkpoints")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (name, version) in crate::schema::PROJECTIONS {
+        match stored.iter().find(|(stored, _)| stored == name) {
+            Some((_, found)) if found == version => {}
+            Some((_, found)) => {
+                return Ok(Some(format!(
+                    "projection {name} is at version {found}, this build's is {version}: run \
+                     `mcp-manager replay` (or start the server) to rebuild it"
+                )))
+            }
+            None => {
+                return Ok(Some(format!(
+                    "projection {name} has no checkpoint: run `mcp-manager replay` (or start \
+                     the server) to build it"
+                )))
+            }
+        }
+    }
+    Ok(None)
 }
 
 async fn first_difference(

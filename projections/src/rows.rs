@@ -218,7 +218,7 @@ table_row! {
 }
 
 table_row! {
-    LeaseRow in "leases", key 1, index "user" => "user_id", "expiry" => "expires_at" {
+    LeaseRow in "leases", key 1, index "user" => "user_id", "expiry" => "expires_at", "token" => "token_id" {
         id: String => "text not null",
         user_id: i64 => "bigint not null",
         server_id: String => "text not null",
@@ -239,6 +239,9 @@ table_row! {
         expired_at: Option<i64> => "bigint",
         client_info: Option<String> => "text",
         version: i64 => "bigint not null",
+        /// The token that created the lease (from its `lease_created` event's metadata), so an
+        /// operator can find and revoke every lease a leaked token obtained.
+        token_id: Option<i64> => "bigint",
     }
 }
 

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 /// Each projection with the version of its code; bump a version when its fold or tables change
 /// and the next start-up rebuilds it from the log.
 pub const PROJECTIONS: &[(&str, i64)] =
-    &[("directory", 1), ("tokens", 1), ("leases", 1), ("audit", 1)];
+    &[("directory", 1), ("tokens", 1), ("leases", 2), ("audit", 1)];
 
 /// Every projection table's DDL under `prefix`.
 pub fn all_ddl(prefix: &str, kind: TableKind) -> Vec<String> {
@@ -89,28 +89,112 @@ pub(crate) async fn write_checkpoints(
 /// Start-up: creates missing tables, and rebuilds from the log when a projection's version
 /// changed or its checkpoint is behind the log. Returns whether a rebuild ran. Replicas starting
 /// together take turns: the first rebuilds, the others then find the projections current.
+/// Shadow tables a replay killed mid-way left behind are dropped first, under the same lock.
 pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
     let _lock = crate::replay_lock::ReplayLock::acquire(store).await?;
+    drop_leftovers(store).await?;
     // Current projections need no DDL, so the production role (no `CREATE`) can start. Tables
     // are created under the lock: PostgreSQL's `create table if not exists` races with itself.
     if current(store).await.unwrap_or(false) {
         return Ok(false);
     }
     let mut conn = store.database().pool().acquire().await?;
-    create_tables(&mut conn, "", TableKind::Live).await?;
+    let first_build = !has_checkpoints(&mut conn).await;
+    create_live_tables(&mut conn).await?;
     drop(conn);
     let checkpoints = checkpoints(store).await?;
     if is_current(&checkpoints) {
         return Ok(false);
     }
-    if checkpoints.is_empty() {
-        // A new database (or one that never had projections): building them is expected.
+    if first_build {
         tracing::info!("building the projections for the first time on this database");
     } else {
         tracing::warn!("projections are outdated or behind the log: rebuilding");
     }
     crate::replay::rebuild_locked(store, &mut |_, _| {}).await?;
     Ok(true)
+}
+
+/// Creates the live tables that are missing (with their indexes). A table of another shape
+/// (its projection's version changed) is left to the rebuild, whose swap recreates it.
+async fn create_live_tables(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    async fn create<R: TableRow>(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        let columns = live_columns(conn, R::TABLE).await?;
+        if columns.is_empty() || has_current_shape::<R>(conn).await? {
+            for statement in ddl::<R>("", TableKind::Live) {
+                sqlx::query(AssertSqlSafe(statement))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+    create::<UserRow>(conn).await?;
+    create::<OrganizationRow>(conn).await?;
+    create::<MembershipRow>(conn).await?;
+    create::<IntegrationRow>(conn).await?;
+    create::<TokenRow>(conn).await?;
+    create::<LeaseRow>(conn).await?;
+    create::<AuditRow>(conn).await
+}
+
+/// Whether a live table has exactly the columns of this build's rows, in order.
+pub(crate) async fn has_current_shape<R: TableRow>(
+    conn: &mut AnyConnection,
+) -> Result<bool, sqlx::Error> {
+    let columns = live_columns(conn, R::TABLE).await?;
+    Ok(columns
+        .iter()
+        .map(String::as_str)
+        .eq(R::COLUMNS.iter().map(|(name, _)| *name)))
+}
+
+/// A live table's column names, in order (none if it does not exist).
+async fn live_columns(conn: &mut AnyConnection, table: &str) -> Result<Vec<String>, sqlx::Error> {
+    let sql = match mcp_events::Backend::of(conn) {
+        mcp_events::Backend::Sqlite => "select name from pragma_table_info($1) order by cid",
+        mcp_events::Backend::Postgres => {
+            "select column_name::text from information_schema.columns \
+             where table_schema = current_schema() and table_name = $1 order by ordinal_position"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// Drops the `replay_*` tables of a rebuild that did not finish. A role that may not drop them
+/// (the production role: `replay` runs as the owner) starts anyway and says so.
+async fn drop_leftovers(store: &EventStore) -> Result<(), crate::ReplayError> {
+    let mut conn = store.database().pool().acquire().await?;
+    if crate::replay::leftover_shadow_tables(&mut conn)
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    match crate::replay::drop_leftover_shadow_tables(&mut conn).await {
+        Ok(dropped) => {
+            tracing::info!(
+                tables = dropped,
+                "dropped the shadow tables of a replay that did not finish"
+            );
+        }
+        Err(error) => tracing::warn!(
+            %error,
+            "cannot drop the replay_* tables a replay that did not finish left behind; \
+             `mcp-manager replay` run as the schema's owner drops them"
+        ),
+    }
+    Ok(())
+}
+
+async fn has_checkpoints(conn: &mut AnyConnection) -> bool {
+    sqlx::query_scalar::<_, i64>("select count(*) from projection_checkpoints")
+        .fetch_one(&mut *conn)
+        .await
+        .is_ok_and(|count| count > 0)
 }
 
 /// One projection's checkpoint, read with the log's head.

@@ -71,7 +71,7 @@ impl Command for AddIntegration {
             integration_id,
             before.next_secret_version(),
             &self.credentials,
-        );
+        )?;
         Ok(integration_id)
     }
 }
@@ -95,7 +95,7 @@ impl Command for RotateIntegration {
         )
         .await?;
         let secret_version = before.next_secret_version();
-        ctx.store_secret(self.integration_id, secret_version, &self.credentials);
+        ctx.store_secret(self.integration_id, secret_version, &self.credentials)?;
         Ok(secret_version)
     }
 }

@@ -4,6 +4,8 @@
 pub mod directory;
 pub mod expiry;
 pub mod integrations;
+pub mod keys;
+pub mod leases;
 pub mod mcp;
 pub mod refusals;
 pub mod tokens;

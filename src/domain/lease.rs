@@ -63,6 +63,10 @@ pub enum LeaseCommand {
         requester: i64,
         reason: Option<String>,
     },
+    /// An operator's revocation (`mcp-manager lease revoke`): any user's lease.
+    RevokeByOperator {
+        reason: Option<String>,
+    },
     /// The background expirer's command.
     Expire,
 }
@@ -209,7 +213,11 @@ impl Lease {
                 }])
             }
             LeaseCommand::Revoke { requester, reason } => {
-                let lease_id = self.owned_by(requester)?.to_owned();
+                self.owned_by(requester)?;
+                self.decide(LeaseCommand::RevokeByOperator { reason }, now)
+            }
+            LeaseCommand::RevokeByOperator { reason } => {
+                let lease_id = self.id.clone().ok_or(DomainError::LeaseNotFound)?;
                 if self.revoked_at.is_some() {
                     return Ok(vec![]);
                 }
@@ -471,6 +479,32 @@ mod tests {
                 at(9)
             ),
             Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn an_operator_revokes_any_users_lease_once() {
+        let lease = created(true, 24);
+        let events = lease
+            .decide(
+                LeaseCommand::RevokeByOperator {
+                    reason: Some("leaked".into()),
+                },
+                at(5),
+            )
+            .unwrap();
+        assert!(matches!(
+            &events[..],
+            [DomainEvent::LeaseRevoked { user_id: 1, reason: Some(r), .. }] if r == "leaked"
+        ));
+        let revoked = events.iter().fold(lease, |l, e| l.apply(e));
+        assert_eq!(
+            revoked.decide(LeaseCommand::RevokeByOperator { reason: None }, at(9)),
+            Ok(vec![])
+        );
+        assert_eq!(
+            Lease::default().decide(LeaseCommand::RevokeByOperator { reason: None }, at(9)),
+            Err(DomainError::LeaseNotFound)
         );
     }
 

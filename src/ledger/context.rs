@@ -5,6 +5,7 @@ use super::reads::UserAccess;
 use super::unit::{Fold, IdTable, UnitOfWork};
 use super::{CommandError, LeasePolicy, Shared};
 use crate::domain::{Aggregate, DomainError};
+use crate::keyring::Keyring;
 use crate::random;
 use crate::secrets::{self, SecretError};
 use crate::tokens::NewToken;
@@ -43,18 +44,27 @@ impl Ctx {
         NewToken::from_bytes(name, &bytes)
     }
 
-    /// Encrypts one version of an integration's credentials; it is stored with the batch.
+    fn keys(&self) -> Result<&Keyring, CommandError> {
+        self.shared.setup.keys.as_ref().ok_or_else(|| {
+            CommandError::Internal("the ledger was opened without an encryption key".into())
+        })
+    }
+
+    /// Encrypts one version of an integration's credentials with the current key; it is stored
+    /// with the batch.
     pub fn store_secret(
         &mut self,
         integration_id: i64,
         version: i64,
         credentials: &Map<String, Value>,
-    ) {
-        let row = secrets::seal(&self.shared.setup.key, integration_id, version, credentials);
+    ) -> Result<(), CommandError> {
+        let row = secrets::seal(self.keys()?.current(), integration_id, version, credentials);
         self.unit.put(row);
+        Ok(())
     }
 
-    /// Decrypts one version of an integration's credentials.
+    /// Decrypts one version of an integration's credentials, with whichever configured key
+    /// sealed it.
     pub async fn open_secret(
         &mut self,
         integration_id: i64,
@@ -69,7 +79,25 @@ impl Ctx {
                 integration_id,
                 version,
             })?;
-        Ok(secrets::unseal(&self.shared.setup.key, &sealed)?)
+        let keys = self.keys()?;
+        let key = keys.for_key_id(&sealed.key_id).unwrap_or(keys.current());
+        Ok(secrets::unseal(key, &sealed)?)
+    }
+
+    /// Up to `limit` stored secrets sealed with the key `key_id`, as this batch sees them, in
+    /// (integration, version) order: what a key rotation re-seals next.
+    pub async fn secrets_sealed_with(
+        &mut self,
+        key_id: &str,
+        limit: i64,
+    ) -> Result<Vec<SecretRow>, StoreError> {
+        self.unit.secrets_sealed_with(key_id, limit).await
+    }
+
+    /// Replaces a stored secret by the same version sealed anew (a key rotation): written with
+    /// the batch as an update of its row, never as a new version.
+    pub fn put_resealed_secret(&mut self, row: SecretRow) {
+        self.unit.put(row);
     }
 
     /// A projection row by its one-column primary key.

@@ -20,6 +20,7 @@ pub use unit::IdTable;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::EncryptionKey;
 use crate::domain::DomainError;
+use crate::keyring::Keyring;
 use crate::random::{Entropy, OsEntropy};
 use crate::secrets::SecretError;
 use mcp_events::{AppendError, EventStore, StoreError, Timestamp};
@@ -111,7 +112,9 @@ pub struct Prefetch {
 
 #[derive(Clone)]
 pub struct LedgerSetup {
-    pub key: EncryptionKey,
+    /// The keys that seal and open credentials; `None` for a process whose commands never
+    /// touch them (an operator revoking leases needs no key).
+    pub keys: Option<Keyring>,
     pub policy: LeasePolicy,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
@@ -122,8 +125,12 @@ pub struct LedgerSetup {
 
 impl LedgerSetup {
     pub fn new(key: EncryptionKey) -> Self {
+        Self::with_keys(Some(Keyring::single(key)))
+    }
+
+    pub fn with_keys(keys: Option<Keyring>) -> Self {
         Self {
-            key,
+            keys,
             policy: LeasePolicy::default(),
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),
@@ -215,9 +222,9 @@ impl Ledger {
         self.writer.abort();
     }
 
-    /// The id of the key new secrets are sealed with (never the key).
-    pub fn key_id(&self) -> &str {
-        self.shared.setup.key.key_id()
+    /// The keys this ledger seals and opens secrets with, if it holds any.
+    pub fn keys(&self) -> Option<&crate::keyring::Keyring> {
+        self.shared.setup.keys.as_ref()
     }
 
     /// Runs one command in the ledger's write transaction and returns its outcome once committed.

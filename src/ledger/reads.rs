@@ -76,6 +76,24 @@ impl UnitOfWork {
         rows.into_values().collect()
     }
 
+    /// Up to `limit` secrets sealed with `key_id`, in key order, as this batch sees them.
+    pub async fn secrets_sealed_with(
+        &mut self,
+        key_id: &str,
+        limit: i64,
+    ) -> Result<Vec<SecretRow>, StoreError> {
+        // Rows this batch changed may no longer qualify: read enough to fill `limit` without them.
+        let wanted = limit + self.dirty_count(SecretRow::TABLE) as i64;
+        let found = queries::secrets_sealed_with(self.tx().conn(), key_id, wanted).await;
+        let committed = self.noted(found)?;
+        for row in &committed {
+            self.remember_clean(row);
+        }
+        let mut rows = self.merge(committed, |row: &SecretRow| row.key_id == key_id);
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(rows)
+    }
+
     /// A token by its hash.
     pub async fn token_by_hash(
         &mut self,

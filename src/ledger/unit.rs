@@ -54,6 +54,9 @@ struct Entry {
     cells: Option<Vec<Cell>>,
     /// Changed by this batch, not yet written.
     dirty: bool,
+    /// SQL holds a row under this key (as this writer last saw it): a changed sealed secret
+    /// is then written as an update, a new one as an insert.
+    stored: bool,
 }
 
 /// How to undo one change.
@@ -236,6 +239,7 @@ impl UnitOfWork {
             Entry {
                 cells: row.as_ref().map(R::cells),
                 dirty: false,
+                stored: row.is_some(),
             },
         );
         Ok(row)
@@ -270,6 +274,7 @@ impl UnitOfWork {
             .or_insert_with(|| Entry {
                 cells: Some(row.cells()),
                 dirty: false,
+                stored: true,
             });
     }
 
@@ -297,7 +302,15 @@ impl UnitOfWork {
         ) {
             self.access.clear();
         }
-        let previous = self.rows.insert(key.clone(), Entry { cells, dirty: true });
+        let stored = self.rows.get(&key).is_some_and(|entry| entry.stored);
+        let previous = self.rows.insert(
+            key.clone(),
+            Entry {
+                cells,
+                dirty: true,
+                stored,
+            },
+        );
         self.dirty.entry(key.0).or_default().insert(key.1.clone());
         self.journal.push(Undo::Row { key, previous });
     }
@@ -379,8 +392,9 @@ impl UnitOfWork {
                     .get_mut(&(table, key.clone()))
                     .expect("a dirty key has an entry");
                 entry.dirty = false;
+                let was_stored = std::mem::replace(&mut entry.stored, entry.cells.is_some());
                 match &entry.cells {
-                    Some(cells) => upserts.push(cells.clone()),
+                    Some(cells) => upserts.push((cells.clone(), was_stored)),
                     None => deletes.push(key),
                 }
             }
@@ -449,20 +463,20 @@ impl Memory {
     }
 }
 
-/// Writes one table's dirty rows.
+/// Writes one table's dirty rows; each comes with whether SQL already holds its key.
 async fn write_table(
     conn: &mut sqlx::AnyConnection,
     table: &str,
-    upserts: Vec<Vec<Cell>>,
+    upserts: Vec<(Vec<Cell>, bool)>,
     deletes: Vec<Vec<Cell>>,
 ) -> Result<(), sqlx::Error> {
     async fn write<R: TableRow>(
         conn: &mut sqlx::AnyConnection,
-        upserts: Vec<Vec<Cell>>,
+        upserts: Vec<(Vec<Cell>, bool)>,
         deletes: Vec<Vec<Cell>>,
     ) -> Result<(), sqlx::Error> {
         delete_keys::<R>(conn, deletes).await?;
-        bulk_upsert::<R>(conn, upserts).await
+        bulk_upsert::<R>(conn, upserts.into_iter().map(|(cells, _)| cells).collect()).await
     }
     match table {
         UserRow::TABLE => write::<UserRow>(conn, upserts, deletes).await,
@@ -471,11 +485,38 @@ async fn write_table(
         IntegrationRow::TABLE => write::<IntegrationRow>(conn, upserts, deletes).await,
         TokenRow::TABLE => write::<TokenRow>(conn, upserts, deletes).await,
         LeaseRow::TABLE => write::<LeaseRow>(conn, upserts, deletes).await,
-        // A sealed version is only ever added: inserted, so the production role needs no UPDATE.
-        SecretRow::TABLE => bulk_insert::<SecretRow>(conn, "", upserts).await,
-
+        SecretRow::TABLE => write_secrets(conn, upserts).await,
         other => unreachable!("no row type is stored in table {other}"),
     }
+}
+
+/// A new sealed version is inserted (a version is never overwritten by mistake: the insert
+/// would fail); a version re-sealed under another key is an update of its key id, nonce and
+/// ciphertext, the only columns the production role may update.
+async fn write_secrets(
+    conn: &mut sqlx::AnyConnection,
+    rows: Vec<(Vec<Cell>, bool)>,
+) -> Result<(), sqlx::Error> {
+    let (resealed, new): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, stored)| *stored);
+    bulk_insert::<SecretRow>(conn, "", new.into_iter().map(|(cells, _)| cells).collect()).await?;
+    for (cells, _) in resealed {
+        let row = SecretRow::from_cells(cells);
+        let updated = sqlx::query(
+            "update integration_secrets set key_id = $1, nonce = $2, ciphertext = $3 \
+             where integration_id = $4 and version = $5",
+        )
+        .bind(row.key_id)
+        .bind(row.nonce)
+        .bind(row.ciphertext)
+        .bind(row.integration_id)
+        .bind(row.version)
+        .execute(&mut *conn)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(sqlx::Error::RowNotFound);
+        }
+    }
+    Ok(())
 }
 
 /// The fold's view of the unit of work: projections change here, in the batch.

@@ -74,14 +74,12 @@ async fn secrets_under_another_key_make_the_app_unready(backend: Backend) {
     let key = &body["checks"]["encryption_key"];
     assert_eq!(key["status"], "failing", "{body}");
     let detail = key["detail"].as_str().unwrap();
+    let configured = app.ledger.keys().unwrap().current().key_id();
     assert!(
-        detail.starts_with(&format!(
-            "stored secrets are sealed with key id {}, the configured key is {}",
-            other_key.key_id(),
-            app.ledger.key_id()
-        )),
-        "{detail}"
+        detail.contains(other_key.key_id()) && detail.contains(configured),
+        "the detail names both key ids: {detail}"
     );
+
     // Still alive: a restart would not help, a key would.
     assert_eq!(get(&app.base, "/healthz").await.0, 200);
 }

@@ -26,8 +26,14 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn start(url: &str, port: u16) -> Child {
+    start_with(url, port, &[]).await
+}
+
+/// `start`, with `env` over the defaults (another encryption key, say).
+pub async fn start_with(url: &str, port: u16, env: &[(&str, &str)]) -> Child {
     let bind = format!("127.0.0.1:{port}");
     let mut child = command(url, &["serve", "--bind", &bind])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

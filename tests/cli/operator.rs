@@ -1,94 +1,9 @@
-//! The command line end to end, as an operator types it, on both backends.
+//! An operator's day: the directory, integrations, tokens and the audit log from the command
+//! line, and the refusals along the way.
 
-use assert_cmd::Command;
-use mcp_events::testing::TestDatabase;
+use crate::helpers::Cli;
 use mcp_events::{both_backends, Backend};
 use serde_json::Value;
-
-/// A fixed test key (base64 of 32 bytes); real deployments generate their own.
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-struct Cli {
-    db: TestDatabase,
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn json(&self) -> Value {
-        assert_eq!(self.code, 0, "command failed: {}", self.stderr);
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {}", self.stdout))
-    }
-
-    /// A refusal: non-zero exit, exactly one line on stderr, nothing on stdout.
-    fn refusal(&self) -> &str {
-        assert_ne!(self.code, 0, "expected a failure, got: {}", self.stdout);
-        assert_eq!(
-            self.stderr.trim_end().lines().count(),
-            1,
-            "stderr: {:?}",
-            self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        self.stderr.trim_end()
-    }
-}
-
-impl Cli {
-    async fn new(backend: Backend) -> Self {
-        Self {
-            db: TestDatabase::new(backend).await,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let output = Command::cargo_bin("mcp-manager")
-            .unwrap()
-            .args(args)
-            .env("DATABASE_URL", &self.db.url)
-            .env("MCP_ENCRYPTION_KEY", KEY)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> Value {
-        self.run(args).json()
-    }
-
-    async fn event_count(&self) -> i64 {
-        let db = self.db.connect().await;
-        let count = sqlx::query_scalar("select count(*) from events")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
-        db.close().await;
-        count
-    }
-
-    async fn all_event_text(&self) -> String {
-        let db = self.db.connect().await;
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("select payload, metadata from events order by position")
-                .fetch_all(db.pool())
-                .await
-                .unwrap();
-        db.close().await;
-        rows.into_iter()
-            .map(|(p, m)| format!("{p}\n{m}\n"))
-            .collect()
-    }
-}
 
 async fn an_operator_sets_up_a_team_from_the_command_line(backend: Backend) {
     let cli = Cli::new(backend).await;
@@ -296,7 +211,10 @@ async fn bad_arguments_get_one_line_and_change_nothing(backend: Backend) {
         "--role",
         "boss",
     ]);
-    assert!(unknown_role.refusal().contains("unknown role"));
+    // A value clap knows the choices of: refused with exit 2, listing them.
+    assert!(unknown_role
+        .refused_with(2)
+        .contains("[possible values: owner, admin, member]"));
     let bad_json = cli.run(&[
         "integration",
         "add",
@@ -419,18 +337,36 @@ both_backends! {
     tampered_projection => replay_check_names_a_tampered_projection,
 }
 
+/// Only commands that seal or open credentials need the key: with PostgreSQL (no key file to
+/// fall back on) they are refused, one line naming the variable, before anything is written.
 #[tokio::test]
 async fn postgres_without_an_encryption_key_is_a_clear_error() {
-    let db = TestDatabase::new(Backend::Postgres).await;
-    let output = Command::cargo_bin("mcp-manager")
-        .unwrap()
-        .args(["user", "add", "--email", "a@b.c", "--name", "A"])
-        .env("DATABASE_URL", &db.url)
-        .env_remove("MCP_ENCRYPTION_KEY")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("MCP_ENCRYPTION_KEY"), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    let cli = Cli::new(Backend::Postgres).await;
+    let no_key = [("MCP_ENCRYPTION_KEY", "")];
+    cli.run_with(
+        &["user", "add", "--email", "a@b.c", "--name", "A"],
+        &no_key,
+        None,
+    )
+    .json();
+    let before = cli.event_count().await;
+
+    let output = cli.run_with(
+        &[
+            "integration",
+            "add",
+            "--service",
+            "x",
+            "--user",
+            "1",
+            "--credentials",
+            "{}",
+        ],
+        &no_key,
+        None,
+    );
+
+    let line = output.refused_with(1);
+    assert!(line.contains("MCP_ENCRYPTION_KEY"), "{line}");
+    assert_eq!(cli.event_count().await, before);
 }
