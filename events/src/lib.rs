@@ -12,6 +12,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod tree;
 pub mod upcast;
 pub mod vocabulary;
 pub mod write;

@@ -17,6 +17,17 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored event at position {position} cannot be read: {source}")]
     Decode { position: i64, source: DecodeError },
+    #[error("{0}")]
+    Tree(String),
+}
+
+impl From<crate::tree::TreeStoreError> for StoreError {
+    fn from(error: crate::tree::TreeStoreError) -> Self {
+        match error {
+            crate::tree::TreeStoreError::Store(store) => store,
+            other => StoreError::Tree(other.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -274,6 +274,7 @@ impl WriteTx {
     /// transaction becomes visible at once. On failure nothing is applied and the connection is
     /// closed.
     pub async fn commit(mut self) -> Result<(), AppendError> {
+        self.grow_tree().await?;
         self.write_pending().await?;
         sqlx::query("update ledger_head set position = $1, hash = $2 where id = 1")
             .bind(self.position)
@@ -292,7 +293,24 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Stores the Merkle tree's new hashes for the appended events (`tree.rs`).
+    async fn grow_tree(&mut self) -> Result<(), StoreError> {
+        let Some(first) = self.pending.first() else {
+            return Ok(());
+        };
+        let old_size = (first.position - 1) as u64;
+        let leaves = self
+            .pending
+            .iter()
+            .map(|e| crate::tree::leaf_of(&e.hash))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Tree(e.to_string()))?;
+        crate::tree::append(&mut self.conn, old_size, &leaves).await?;
+        Ok(())
+    }
+
     /// Inserts the appended events in multi-row statements.
+
     async fn write_pending(&mut self) -> Result<(), AppendError> {
         for chunk in self.pending.chunks(INSERT_CHUNK) {
             let values: Vec<String> = (0..chunk.len())

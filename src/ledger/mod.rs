@@ -194,11 +194,13 @@ impl Ledger {
                 "projections rebuilt"
             );
         }
+        mcp_events::tree::catch_up(&store).await?;
         let shared = Arc::new(Shared {
             store,
             setup,
             stats: WriterStats::default(),
         });
+
         let (jobs, queue) = mpsc::channel(writer::QUEUE_DEPTH);
         let task = tokio::spawn(writer::run(shared.clone(), queue));
         Ok(Self {
