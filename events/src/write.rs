@@ -310,7 +310,6 @@ impl WriteTx {
     }
 
     /// Inserts the appended events in multi-row statements.
-
     async fn write_pending(&mut self) -> Result<(), AppendError> {
         for chunk in self.pending.chunks(INSERT_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
