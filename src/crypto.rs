@@ -10,6 +10,7 @@
 //! bytes live only inside a [`SecretBox`], `Debug` shows the key id alone, and errors carry key
 //! ids, paths and lengths, never the text they rejected.
 
+use crate::private_file;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::alphabet;
@@ -19,10 +20,8 @@ use rand::RngCore;
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::{Digest, Sha256};
-use std::ffi::OsString;
 use std::fmt;
-use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -157,7 +156,7 @@ impl EncryptionKey {
 /// The key file of a SQLite database: the database file name with `.key` appended
 /// (`mcp-manager.db` -> `mcp-manager.db.key`).
 pub fn key_file_path(database: &Path) -> PathBuf {
-    with_suffix(database, ".key")
+    private_file::with_suffix(database, ".key")
 }
 
 /// Where a key came from, so messages can say what to change.
@@ -223,18 +222,15 @@ pub fn load_key(
         return Err(KeyError::MissingForPostgres);
     };
     let path = key_file_path(database);
-    let (key, created) = match File::open(&path) {
-        Ok(file) => (read_key_file(file, &path)?, false),
-        Err(e) if e.kind() == ErrorKind::NotFound && stored_key_ids.is_empty() => {
-            create_key_file(&path)?
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+    let (key, created) = match private_file::read(&path).map_err(key_file_error)? {
+        Some(text) => (decode_key_file(&text, &path)?, false),
+        None if stored_key_ids.is_empty() => create_key_file(&path)?,
+        None => {
             return Err(KeyError::KeyFileMissing {
                 path: path.display().to_string(),
                 stored: stored_key_ids.join(", "),
             })
         }
-        Err(e) => return Err(key_file_error("open", &path, e)),
     };
     Ok(LoadedKey {
         key,
@@ -245,104 +241,46 @@ pub fn load_key(
 /// A key from a file an operator names (`--old-key-file`, `--new-key-file`): base64 of 32
 /// bytes, private to its owner, as the SQLite key file is.
 pub fn read_key_file_at(path: &Path) -> Result<EncryptionKey, KeyError> {
-    let file = File::open(path).map_err(|e| key_file_error("open", path, e))?;
-    read_key_file(file, path)
-}
-
-fn read_key_file(mut file: File, path: &Path) -> Result<EncryptionKey, KeyError> {
-    // The mode is taken from the open handle, so it is the mode of the file actually read.
-    let metadata = file
-        .metadata()
-        .map_err(|e| key_file_error("inspect", path, e))?;
-    refuse_if_shared(&metadata, path)?;
-    let mut text = Zeroizing::new(String::new());
-    file.read_to_string(&mut text)
-        .map_err(|e| key_file_error("read", path, e))?;
-    EncryptionKey::decode(&text, &format!("the key file {}", path.display()))
-}
-
-#[cfg(unix)]
-fn refuse_if_shared(metadata: &std::fs::Metadata, path: &Path) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyError::KeyFileTooOpen {
+    match private_file::read(path).map_err(key_file_error)? {
+        Some(text) => decode_key_file(&text, path),
+        None => Err(key_file_error(private_file::PrivateFileError::Io {
+            action: "open",
             path: path.display().to_string(),
-            mode,
-        });
+            source: ErrorKind::NotFound.into(),
+        })),
     }
-    Ok(())
 }
 
-#[cfg(not(unix))]
-fn refuse_if_shared(_: &std::fs::Metadata, _: &Path) -> Result<(), KeyError> {
-    Ok(())
+fn decode_key_file(text: &str, path: &Path) -> Result<EncryptionKey, KeyError> {
+    EncryptionKey::decode(text, &format!("the key file {}", path.display()))
 }
 
-/// Writes a new key to a private temporary file, then links it into place: the key file either
-/// does not exist or holds a whole key, and a process racing us to create it makes us read its
-/// key instead of overwriting it. Returns the key and whether this call created the file.
+/// Writes a new key file, or reads the one a racing process wrote first. Returns the key and
+/// whether this call created the file.
 fn create_key_file(path: &Path) -> Result<(EncryptionKey, bool), KeyError> {
     let key = EncryptionKey::generate();
-    let mut suffix = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut suffix);
-    let temporary = with_suffix(path, &format!(".{}.tmp", hex::encode(suffix)));
-
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    let mut text = key.to_base64();
+    text.push('\n');
+    match private_file::create(path, &text).map_err(key_file_error)? {
+        private_file::Created::New => Ok((key, true)),
+        private_file::Created::Existing(text) => Ok((decode_key_file(&text, path)?, false)),
     }
-    let written = options.open(&temporary).and_then(|mut file| {
-        let mut text = key.to_base64();
-        text.push('\n');
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    });
-    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
-    // Best effort: a leftover temporary file is harmless next to the error we are about to report.
-    let _ = std::fs::remove_file(&temporary);
-    match linked {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            let file = File::open(path).map_err(|e| key_file_error("open", path, e))?;
-            return Ok((read_key_file(file, path)?, false));
+}
+
+fn key_file_error(error: private_file::PrivateFileError) -> KeyError {
+    match error {
+        private_file::PrivateFileError::TooOpen { path, mode } => {
+            KeyError::KeyFileTooOpen { path, mode }
         }
-        Err(e) => return Err(key_file_error("create", path, e)),
-    }
-    sync_parent_directory(path);
-    Ok((key, true))
-}
-
-/// Makes the new directory entry durable, so a crash cannot lose a key that already sealed rows.
-fn sync_parent_directory(path: &Path) {
-    #[cfg(unix)]
-    {
-        let parent = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        if let Err(e) = File::open(parent).and_then(|dir| dir.sync_all()) {
-            tracing::debug!(directory = %parent.display(), error = %e, "could not sync the key file's directory");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-fn key_file_error(action: &'static str, path: &Path, source: std::io::Error) -> KeyError {
-    KeyError::KeyFile {
-        action,
-        path: path.display().to_string(),
-        source,
+        private_file::PrivateFileError::Io {
+            action,
+            path,
+            source,
+        } => KeyError::KeyFile {
+            action,
+            path,
+            source,
+        },
     }
 }
 

@@ -15,6 +15,7 @@ pub mod keyring;
 pub mod ledger;
 pub mod metrics;
 pub mod open;
+pub mod private_file;
 pub mod random;
 pub mod secrets;
 pub mod seed;
