@@ -1,10 +1,12 @@
 //! Wiring: open the database and the ledger, build the HTTP server, run it until told to stop.
 
+use crate::checkpointer::SignedLog;
 use crate::clock::Clock;
 use crate::config::{BindAddress, Settings};
 use crate::http::server::{self, Limits};
 use crate::http::AppState;
 use crate::ledger::Ledger;
+use mcp_tlog::Signer;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +30,26 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     metrics_listener: Option<tokio::net::TcpListener>,
     ledger: Ledger,
+    log: Arc<SignedLog>,
+    clock: Arc<dyn Clock>,
     settings: Settings,
+}
+
+/// Loads the log's signing key, checked against the checkpoints already stored.
+pub async fn load_signer(settings: &Settings, ledger: &Ledger) -> anyhow::Result<Signer> {
+    let mut conn = ledger.store().database().pool().acquire().await?;
+    let stored = mcp_events::checkpoints::key_ids(&mut conn).await?;
+    drop(conn);
+    let loaded = crate::signing::load(
+        settings.log_signing_key.as_ref(),
+        &settings.log_origin,
+        ledger.store().database().sqlite_path().as_deref(),
+        &stored,
+    )?;
+    if let Some(notice) = loaded.notice {
+        tracing::warn!("{notice}");
+    }
+    Ok(loaded.signer)
 }
 
 impl Application {
@@ -54,11 +75,14 @@ impl Application {
             Some(address) => Some(listen(address).await?),
             None => None,
         };
-        let ledger = open_ledger(&settings, clock).await?;
+        let ledger = open_ledger(&settings, clock.clone()).await?;
+        let log = Arc::new(SignedLog::new(load_signer(&settings, &ledger).await?));
         Ok(Self {
             listener,
             metrics_listener,
             ledger,
+            log,
+            clock,
             settings,
         })
     }
@@ -91,7 +115,16 @@ impl Application {
         ));
         let upkeep = tokio::spawn(crate::metrics::upkeep(crate::metrics::install()));
         let limits = Limits::from_settings(&self.settings);
-        let state = AppState::new(self.ledger.clone(), self.settings.flood_policy());
+        let checkpointer = tokio::spawn(self.log.clone().run(
+            self.ledger.store().clone(),
+            self.clock.clone(),
+            self.settings.checkpoint_interval,
+        ));
+        let state = AppState::new(
+            self.ledger.clone(),
+            self.settings.flood_policy(),
+            self.log.clone(),
+        );
         let flood = state.flood.clone();
         let recorder = tokio::spawn(flood.clone().run());
         let (stop, stopped) = tokio::sync::watch::channel(());
@@ -123,6 +156,7 @@ impl Application {
         }
         expirer.abort();
         upkeep.abort();
+        checkpointer.abort();
         recorder.abort();
         // What was turned away since the last window is recorded before the process ends.
         flood.record().await;

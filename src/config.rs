@@ -48,6 +48,38 @@ pub struct Settings {
     )]
     pub encryption_key_old: Option<SecretString>,
 
+    /// The log's Ed25519 signing key in signed-note syntax (`PRIVATE+KEY+<origin>+…`, from
+    /// `log-key generate`). Required for PostgreSQL; for SQLite a `<database>.signing-key` file
+    /// beside the database is used (created for a log with no checkpoints yet).
+    #[arg(
+        long,
+        env = "MCP_LOG_SIGNING_KEY",
+        value_name = "PRIVATE+KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub log_signing_key: Option<SecretString>,
+
+    /// The log's origin: the first line of its checkpoints and its signing key's name.
+    #[arg(
+        long,
+        env = "MCP_LOG_ORIGIN",
+        default_value = mcp_tlog::DEFAULT_ORIGIN,
+        global = true
+    )]
+    pub log_origin: String,
+
+    /// Seconds between checkpoints while the log grows (fractions allowed).
+    #[arg(
+        long = "checkpoint-interval",
+        env = "MCP_CHECKPOINT_INTERVAL",
+        value_name = "SECONDS",
+        default_value = "1",
+        value_parser = parse_seconds,
+        global = true
+    )]
+    pub checkpoint_interval: Duration,
+
     /// Lease time-to-live when a request names none, in seconds.
     #[arg(
         long,
@@ -291,6 +323,9 @@ impl Settings {
             database_url: database_url.into(),
             encryption_key: None,
             encryption_key_old: None,
+            log_signing_key: None,
+            log_origin: mcp_tlog::DEFAULT_ORIGIN.to_owned(),
+            checkpoint_interval: Duration::from_secs(1),
             lease_default_ttl: 3600,
             lease_min_ttl: 60,
             lease_max_ttl: 86_400,

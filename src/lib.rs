@@ -4,6 +4,7 @@
 //! real server (`app::Application`) on port 0 against a fresh database.
 
 pub mod app;
+pub mod checkpointer;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -20,6 +21,7 @@ pub mod random;
 pub mod secrets;
 pub mod seed;
 pub mod serve;
+pub mod signing;
 pub mod telemetry;
 pub mod tokens;
 pub mod validate;

@@ -206,6 +206,13 @@ async fn an_unreachable_database_fails_requests_fast_and_recovers() {
     );
     let mut settings = Settings::for_database(url);
     settings.encryption_key = Some(EncryptionKey::generate_base64().into());
+    settings.log_signing_key = Some(
+        mcp_manager::signing::generate(mcp_tlog::DEFAULT_ORIGIN)
+            .unwrap()
+            .0
+            .to_string()
+            .into(),
+    );
     let app = Application::build(
         settings,
         Arc::new(SystemClock),
@@ -275,6 +282,13 @@ async fn an_unreachable_database_makes_the_server_unready_until_it_is_back() {
     );
     let mut settings = Settings::for_database(url);
     settings.encryption_key = Some(EncryptionKey::generate_base64().into());
+    settings.log_signing_key = Some(
+        mcp_manager::signing::generate(mcp_tlog::DEFAULT_ORIGIN)
+            .unwrap()
+            .0
+            .to_string()
+            .into(),
+    );
     let app = Application::build(
         settings,
         Arc::new(SystemClock),

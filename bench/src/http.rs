@@ -140,9 +140,17 @@ fn scattered(n: usize, i: usize) -> usize {
     (i.wrapping_mul(7919) + 13) % n
 }
 
+/// A fresh signing key for the bench's server.
+fn signing_key() -> secrecy::SecretString {
+    let (private, _) = mcp_manager::signing::generate(mcp_tlog::DEFAULT_ORIGIN)
+        .expect("the default origin is a valid key name");
+    private.to_string().into()
+}
+
 pub async fn run(url: &str, load: Load) -> anyhow::Result<Vec<Phase>> {
     let mut settings = Settings::for_database(url);
     settings.encryption_key = Some(EncryptionKey::generate_base64().into());
+    settings.log_signing_key = Some(signing_key());
     settings.writer_memory = load.memory;
     let app = Application::build(settings, Arc::new(SystemClock), "127.0.0.1:0".parse()?).await?;
     let base = format!("http://{}/api/mcp/credentials/lease", app.local_addr());
@@ -310,6 +318,7 @@ pub async fn flood(
 ) -> anyhow::Result<Flood> {
     let mut settings = Settings::for_database(url);
     settings.encryption_key = Some(EncryptionKey::generate_base64().into());
+    settings.log_signing_key = Some(signing_key());
     if !guard {
         settings.auth_failure_burst = 0;
     }

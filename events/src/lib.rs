@@ -4,6 +4,7 @@
 //! append-only, hash-chained log with gap-free positions in commit order, on SQLite or PostgreSQL.
 //! Nothing in here may ever write a token or a credential into the log.
 
+pub mod checkpoints;
 pub mod db;
 pub mod envelope;
 pub mod hash;

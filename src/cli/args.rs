@@ -74,6 +74,12 @@ pub enum CliCommand {
     /// The encryption key of stored credentials.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The log's signing key (Ed25519, signed-note syntax).
+    #[command(subcommand)]
+    LogKey(LogKeyCommand),
+    /// Print the latest signed checkpoint (the note text, exactly as signed), signing one for
+    /// the log's head first if the log has grown.
+    Checkpoint,
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,6 +333,18 @@ pub enum KeyCommand {
         /// run) [default: all].
         #[arg(long, value_name = "N", value_parser = positive, allow_negative_numbers = true)]
         limit: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogKeyCommand {
+    /// Print a new signing key pair as JSON: {"private_key": "PRIVATE+KEY+…", "vkey": "…"}. Keep
+    /// the private key in the secret store (MCP_LOG_SIGNING_KEY); give the vkey to auditors.
+    Generate {
+        /// The log's origin, which names the key [default: MCP_LOG_ORIGIN, or
+        /// mcp-manager.local/ledger].
+        #[arg(long)]
+        origin: Option<String>,
     },
 }
 

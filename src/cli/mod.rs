@@ -18,7 +18,7 @@ pub use args::{Cli, CliCommand};
 pub use refusal::{argument_line, Failure};
 
 use crate::clock::{Clock, SystemClock};
-use args::KeyCommand;
+use args::{KeyCommand, LogKeyCommand};
 use clap::Parser;
 use serde_json::Value;
 use std::ffi::OsString;
@@ -65,6 +65,40 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         CliCommand::Serve { bind, seed } => {
             crate::serve::serve(settings, clock, bind, seed).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        CliCommand::LogKey(LogKeyCommand::Generate { origin }) => {
+            let origin = origin.unwrap_or_else(|| settings.log_origin.clone());
+            let (private_key, vkey) = crate::signing::generate(&origin)?;
+            println!(
+                "{}",
+                serde_json::json!({ "private_key": private_key.as_str(), "vkey": vkey })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CliCommand::Checkpoint => {
+            let write = crate::open::Write {
+                create: false,
+                keys: false,
+            };
+            let opened = crate::open::ledger(&settings, clock.clone(), write).await?;
+            let ledger = opened.ledger;
+            let outcome = async {
+                let signer = crate::app::load_signer(&settings, &ledger).await?;
+                let log = crate::checkpointer::SignedLog::new(signer);
+                log.sign_if_grown(ledger.store(), &*clock).await?;
+                let mut conn = ledger.store().database().pool().acquire().await?;
+                match mcp_events::checkpoints::latest(&mut conn).await? {
+                    // Exactly as signed: an auditor's file must verify byte for byte.
+                    Some(checkpoint) => print!("{}", checkpoint.note),
+                    None => {
+                        return Err(Failure::from("the log is empty: there is nothing to sign"))
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            .await;
+            ledger.store().database().close().await;
+            outcome
         }
         command if listings::is_read_only(&command) => {
             listings::run(&settings, command, &mut progress).await

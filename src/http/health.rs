@@ -62,7 +62,12 @@ pub async fn healthz() -> Json<HealthView> {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let checks = readiness(&state.ledger).await;
+    let mut checks = readiness(&state.ledger).await;
+    let signing = match state.log.refusal() {
+        None => Ok(()),
+        Some(refusal) => Err(refusal),
+    };
+    checks.insert("checkpoints", CheckView::from(signing));
     let ready = checks.values().all(|check| check.status == "ok");
     let (status, word) = if ready {
         (StatusCode::OK, "ok")

@@ -16,6 +16,7 @@ mod request;
 pub mod server;
 pub mod views;
 
+use crate::checkpointer::SignedLog;
 use crate::ledger::Ledger;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -30,12 +31,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub struct AppState {
     pub ledger: Ledger,
     pub flood: Arc<FloodGuard>,
+    pub log: Arc<SignedLog>,
 }
 
 impl AppState {
-    pub fn new(ledger: Ledger, flood: FloodPolicy) -> Self {
+    pub fn new(ledger: Ledger, flood: FloodPolicy, log: Arc<SignedLog>) -> Self {
         let flood = Arc::new(FloodGuard::new(flood, ledger.clone()));
-        Self { ledger, flood }
+        Self { ledger, flood, log }
     }
 }
 

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 pub const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 /// Another key, for rotations and wrong-key refusals.
 pub const OTHER_KEY: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+/// A fixed log signing key (`log-key generate`); real deployments generate their own.
+pub const SIGNING_KEY: &str =
+    "PRIVATE+KEY+mcp-manager.local/ledger+a51bc5e6+AScXcDa48yRxs22Xbsbdg/kILv12g9ESREU7au3zy9TC";
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-manager");
 
 /// Settings a test must never inherit from the environment it runs in.
@@ -19,6 +22,9 @@ const SETTINGS: &[&str] = &[
     "DATABASE_URL",
     "MCP_ENCRYPTION_KEY",
     "MCP_ENCRYPTION_KEY_OLD",
+    "MCP_LOG_SIGNING_KEY",
+    "MCP_LOG_ORIGIN",
+    "MCP_CHECKPOINT_INTERVAL",
     "MCP_LEASE_DEFAULT_TTL",
     "MCP_LEASE_MIN_TTL",
     "MCP_LEASE_MAX_TTL",
@@ -121,7 +127,8 @@ impl Cli {
         let mut command = command(self.dir.path(), args);
         command
             .env("DATABASE_URL", &self.db.url)
-            .env("MCP_ENCRYPTION_KEY", KEY);
+            .env("MCP_ENCRYPTION_KEY", KEY)
+            .env("MCP_LOG_SIGNING_KEY", SIGNING_KEY);
         for (name, value) in env {
             if value.is_empty() {
                 command.env_remove(name);

@@ -25,6 +25,12 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// A fresh log signing key for one test's server.
+pub fn signing_key() -> secrecy::SecretString {
+    let (private, _) = mcp_manager::signing::generate(mcp_tlog::DEFAULT_ORIGIN).unwrap();
+    private.to_string().into()
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
@@ -33,6 +39,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let db = TestDatabase::new(backend).await;
     let mut settings = Settings::for_database(db.url.clone());
     settings.encryption_key = Some(mcp_manager::crypto::EncryptionKey::generate_base64().into());
+    settings.log_signing_key = Some(signing_key());
     settings.expiry_interval_seconds = 1;
     configure(&mut settings);
     let clock = ManualClock::default();

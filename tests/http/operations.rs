@@ -32,6 +32,7 @@ async fn healthy_apps_are_alive_and_ready(backend: Backend) {
             "writer": {"status": "ok"},
             "projections": {"status": "ok"},
             "encryption_key": {"status": "ok"},
+            "checkpoints": {"status": "ok"},
         }})
     );
     // Probes authenticate nobody and record nothing.

@@ -5,6 +5,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+/// A fixed log signing key (`log-key generate`); real deployments generate their own.
+pub const SIGNING_KEY: &str =
+    "PRIVATE+KEY+mcp-manager.local/ledger+a51bc5e6+AScXcDa48yRxs22Xbsbdg/kILv12g9ESREU7au3zy9TC";
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-manager");
 
 pub fn command(url: &str, args: &[&str]) -> Command {
@@ -13,6 +16,7 @@ pub fn command(url: &str, args: &[&str]) -> Command {
         .args(args)
         .env("DATABASE_URL", url)
         .env("MCP_ENCRYPTION_KEY", KEY)
+        .env("MCP_LOG_SIGNING_KEY", SIGNING_KEY)
         .env("RUST_LOG", "warn");
     command
 }

@@ -1,0 +1,332 @@
+//! Signed checkpoints of the log (`c2sp.org/tlog-checkpoint`): the tree's size and root, signed
+//! with the log's key, kept in the append-only `checkpoints` table.
+//!
+//! A checkpoint is only ever signed after checking that the log still extends the latest one:
+//! the tree's root at the latest checkpoint's size is still the root that was signed, a
+//! consistency proof from it to the new size verifies against both roots, and the events since
+//! then chain onto each other and are the leaves the tree holds. A log whose newest events were
+//! deleted, rewritten or re-chained fails one of these, and nothing is signed: the error names
+//! both sizes. Signing is deterministic (Ed25519), so replicas signing the same size store the
+//! same note.
+
+use crate::hash::{chain_hash, ChainFields};
+use crate::store::{EventStore, StoreError};
+use crate::time::Timestamp;
+use crate::tree;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use mcp_tlog::merkle::{self, Hash};
+use mcp_tlog::{Checkpoint, Signer};
+use sqlx::{AnyConnection, Row};
+
+/// A checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub tree_size: u64,
+    pub root: Hash,
+    /// The signed note, exactly as served.
+    pub note: String,
+    /// The signing key's id, 8 lowercase hex digits.
+    pub key_id: String,
+    pub recorded_at: String,
+}
+
+/// Why a checkpoint was not signed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The log no longer extends the latest signed checkpoint.
+    #[error("refusing to sign a checkpoint of size {size}: the log does not extend the signed checkpoint of size {signed}: {reason}")]
+    Inconsistent {
+        signed: u64,
+        size: u64,
+        reason: String,
+    },
+    #[error("cannot sign: {0}")]
+    Signing(String),
+}
+
+impl From<sqlx::Error> for CheckpointError {
+    fn from(error: sqlx::Error) -> Self {
+        CheckpointError::Store(StoreError::Database(error))
+    }
+}
+
+impl From<tree::TreeStoreError> for CheckpointError {
+    fn from(error: tree::TreeStoreError) -> Self {
+        CheckpointError::Store(error.into())
+    }
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
+    let root: String = row.try_get(1)?;
+    let root = BASE64
+        .decode(root.as_bytes())
+        .ok()
+        .and_then(|bytes| Hash::try_from(bytes.as_slice()).ok())
+        .ok_or_else(|| StoreError::Tree("a stored checkpoint's root is not a hash".into()))?;
+    Ok(StoredCheckpoint {
+        tree_size: row.try_get::<i64, _>(0)? as u64,
+        root,
+        note: row.try_get(2)?,
+        key_id: row.try_get(3)?,
+        recorded_at: row.try_get(4)?,
+    })
+}
+
+const COLUMNS: &str = "tree_size, root, note, key_id, recorded_at";
+
+/// The checkpoint of the largest size, if any.
+pub async fn latest(conn: &mut AnyConnection) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let sql = format!("select {COLUMNS} from checkpoints order by tree_size desc limit 1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The checkpoint of exactly `size`, if one was signed.
+pub async fn at_size(
+    conn: &mut AnyConnection,
+    size: u64,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let sql = format!("select {COLUMNS} from checkpoints where tree_size = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(size as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Every stored checkpoint, smallest first.
+pub async fn all(conn: &mut AnyConnection) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    let sql = format!("select {COLUMNS} from checkpoints order by tree_size");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The ids of the keys that signed the stored checkpoints.
+pub async fn key_ids(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("select distinct key_id from checkpoints order by key_id")
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// Checks that the stored log, up to `size`, extends `signed`: the tree's root at its size is
+/// the signed root, a consistency proof to `size` verifies, and the events after it chain and
+/// are the tree's leaves. Returns the tree's root at `size`.
+pub async fn check_extends(
+    store: &EventStore,
+    conn: &mut AnyConnection,
+    signed: &StoredCheckpoint,
+    size: u64,
+) -> Result<Hash, CheckpointError> {
+    let inconsistent = |reason: String| CheckpointError::Inconsistent {
+        signed: signed.tree_size,
+        size,
+        reason,
+    };
+    if size < signed.tree_size {
+        return Err(inconsistent(format!(
+            "the log holds {size} events, fewer than the {} signed",
+            signed.tree_size
+        )));
+    }
+    let root = tree::root(conn, size)
+        .await
+        .map_err(|e| inconsistent(e.to_string()))?;
+    let old_root = tree::root(conn, signed.tree_size)
+        .await
+        .map_err(|e| inconsistent(e.to_string()))?;
+    if old_root != signed.root {
+        return Err(inconsistent(format!(
+            "the tree's root at size {} is not the signed one",
+            signed.tree_size
+        )));
+    }
+    if signed.tree_size > 0 {
+        let proof = tree::consistency_proof(conn, signed.tree_size, size)
+            .await
+            .map_err(|e| inconsistent(e.to_string()))?;
+        merkle::verify_consistency(signed.tree_size, size, &signed.root, &root, &proof)
+            .map_err(|e| inconsistent(format!("the consistency proof fails: {e}")))?;
+    }
+    check_new_events(store, conn, signed.tree_size, size)
+        .await
+        .map_err(|reason| match reason {
+            Ok(reason) => inconsistent(reason),
+            Err(store) => CheckpointError::Store(store),
+        })?;
+    Ok(root)
+}
+
+/// The events at positions `from + 1 ..= to` chain onto the event at `from` and are the
+/// tree's leaves. `Err(Ok(reason))` names the first that is not.
+async fn check_new_events(
+    store: &EventStore,
+    conn: &mut AnyConnection,
+    from: u64,
+    to: u64,
+) -> Result<(), Result<String, StoreError>> {
+    let mut prev = if from == 0 {
+        crate::hash::GENESIS.to_owned()
+    } else {
+        let page = store.read_raw_page(from as i64 - 1, 1).await.map_err(Err)?;
+        match page.first() {
+            Some(event) if event.position == from as i64 => event.hash.clone(),
+            _ => return Err(Ok(format!("the event at position {from} is missing"))),
+        }
+    };
+    let mut position = from + 1;
+    while position <= to {
+        let page = store
+            .read_raw_page(position as i64 - 1, 2_000.min((to - position + 1) as i64))
+            .await
+            .map_err(Err)?;
+        if page.is_empty() {
+            return Err(Ok(format!("the event at position {position} is missing")));
+        }
+        let indexes: Vec<u64> = (0..page.len() as u64)
+            .map(|i| merkle::stored_hash_index(0, position - 1 + i))
+            .collect();
+        let leaves = tree::read_hashes(conn, &indexes)
+            .await
+            .map_err(|e| Err(e.into()))?;
+        for (event, leaf) in page.iter().zip(&leaves) {
+            if event.position != position as i64 {
+                return Err(Ok(format!("the event at position {position} is missing")));
+            }
+            let fields = ChainFields {
+                position: event.position,
+                stream_id: &event.stream_id,
+                stream_version: event.stream_version,
+                event_type: &event.event_type,
+                event_version: event.event_version,
+                payload: &event.payload,
+                metadata: &event.metadata,
+                recorded_at: &event.recorded_at,
+            };
+            if event.prev_hash != prev || chain_hash(&prev, &fields) != event.hash {
+                return Err(Ok(format!(
+                    "the event at position {position} does not chain onto the one before"
+                )));
+            }
+            if tree::leaf_of(&event.hash).ok() != Some(*leaf) {
+                return Err(Ok(format!(
+                    "the tree's leaf {} is not the event at position {position}",
+                    position - 1
+                )));
+            }
+            prev = event.hash.clone();
+            position += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Signs and stores a checkpoint of `size` (at most the log's head), after checking that the
+/// log extends the latest stored checkpoint at or below that size.
+pub async fn sign_at(
+    store: &EventStore,
+    signer: &Signer,
+    size: u64,
+    now: Timestamp,
+) -> Result<StoredCheckpoint, CheckpointError> {
+    let mut conn = store.database().pool().acquire().await?;
+    if let Some(stored) = at_size(&mut conn, size).await? {
+        return Ok(stored);
+    }
+    let sql = format!(
+        "select {COLUMNS} from checkpoints where tree_size < $1 order by tree_size desc limit 1"
+    );
+    let below = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(size as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let below = below.as_ref().map(from_row).transpose()?;
+    let root = match &below {
+        Some(signed) => check_extends(store, &mut conn, signed, size).await?,
+        None => {
+            let genesis = StoredCheckpoint {
+                tree_size: 0,
+                root: merkle::empty_root(),
+                note: String::new(),
+                key_id: String::new(),
+                recorded_at: String::new(),
+            };
+            check_extends(store, &mut conn, &genesis, size).await?
+        }
+    };
+    let checkpoint = Checkpoint {
+        origin: signer.name().to_owned(),
+        size,
+        root,
+    };
+    let note = checkpoint
+        .sign(signer)
+        .map_err(|e| CheckpointError::Signing(e.to_string()))?;
+    let stored = StoredCheckpoint {
+        tree_size: size,
+        root,
+        note,
+        key_id: format!("{:08x}", signer.key_id()),
+        recorded_at: now.to_string(),
+    };
+    // Another replica may have signed the same size: the same key signs the same note.
+    let insert = match store.database().backend() {
+        crate::Backend::Sqlite => "insert or ignore into checkpoints",
+        crate::Backend::Postgres => "insert into checkpoints",
+    };
+    let conflict = match store.database().backend() {
+        crate::Backend::Sqlite => "",
+        crate::Backend::Postgres => " on conflict (tree_size) do nothing",
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{insert} (tree_size, root, note, key_id, recorded_at) values ($1, $2, $3, $4, $5){conflict}"
+    )))
+    .bind(size as i64)
+    .bind(BASE64.encode(root))
+    .bind(&stored.note)
+    .bind(&stored.key_id)
+    .bind(&stored.recorded_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(at_size(&mut conn, size).await?.unwrap_or(stored))
+}
+
+/// Signs a checkpoint of the log's head if the log grew since the latest one. `None`: nothing
+/// new to sign.
+pub async fn sign_if_grown(
+    store: &EventStore,
+    signer: &Signer,
+    now: Timestamp,
+) -> Result<Option<StoredCheckpoint>, CheckpointError> {
+    let (head, _) = store.head().await?;
+    let head = head as u64;
+    let mut conn = store.database().pool().acquire().await?;
+    if let Some(latest) = latest(&mut conn).await? {
+        if latest.tree_size == head {
+            return Ok(None);
+        }
+        if latest.tree_size > head {
+            return Err(CheckpointError::Inconsistent {
+                signed: latest.tree_size,
+                size: head,
+                reason: format!(
+                    "the log's head is at {head}, below the {} events already signed: events \
+                     were removed",
+                    latest.tree_size
+                ),
+            });
+        }
+    } else if head == 0 {
+        return Ok(None);
+    }
+    drop(conn);
+    sign_at(store, signer, head, now).await.map(Some)
+}

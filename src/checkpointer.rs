@@ -1,0 +1,106 @@
+//! The signed log: the server's signing key, and the task that signs a checkpoint whenever the
+//! log has grown and `MCP_CHECKPOINT_INTERVAL` has passed.
+//!
+//! It reads (never writes) the log and the tree, on connections of its own, so writers are not
+//! slowed. Before signing it checks that the log extends the latest checkpoint
+//! (`mcp_events::checkpoints`); if it does not, it signs nothing, logs an error naming both sizes,
+//! and `/readyz` fails until the log is mended. New checkpoints are announced on a watch channel
+//! (the audit stream and lease receipts wait on it).
+
+use crate::clock::Clock;
+use mcp_events::checkpoints::{self, CheckpointError, StoredCheckpoint};
+use mcp_events::EventStore;
+use mcp_tlog::Signer;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct SignedLog {
+    signer: Signer,
+    refusal: Mutex<Option<String>>,
+    latest: watch::Sender<Option<StoredCheckpoint>>,
+}
+
+impl SignedLog {
+    pub fn new(signer: Signer) -> Self {
+        Self {
+            signer,
+            refusal: Mutex::new(None),
+            latest: watch::channel(None).0,
+        }
+    }
+
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// The log's origin (the signing key's name).
+    pub fn origin(&self) -> &str {
+        self.signer.name()
+    }
+
+    /// The verifier key, as signed-note derives it from the signing key.
+    pub fn vkey(&self) -> String {
+        self.signer.verifier().vkey()
+    }
+
+    /// Why the last attempt refused to sign, while that lasts.
+    pub fn refusal(&self) -> Option<String> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The latest checkpoint this process has seen signed, as it changes.
+    pub fn subscribe(&self) -> watch::Receiver<Option<StoredCheckpoint>> {
+        self.latest.subscribe()
+    }
+
+    /// Signs a checkpoint of the log's head if the log grew; records a refusal for `/readyz`.
+    pub async fn sign_if_grown(
+        &self,
+        store: &EventStore,
+        clock: &dyn Clock,
+    ) -> Result<Option<StoredCheckpoint>, CheckpointError> {
+        let signed = checkpoints::sign_if_grown(store, &self.signer, clock.now()).await;
+        let mut refusal = self
+            .refusal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &signed {
+            Ok(_) => *refusal = None,
+            Err(error @ CheckpointError::Inconsistent { .. }) => *refusal = Some(error.to_string()),
+            Err(_) => {}
+        }
+        drop(refusal);
+        if let Ok(Some(checkpoint)) = &signed {
+            self.latest.send_replace(Some(checkpoint.clone()));
+        }
+        signed
+    }
+
+    /// Signs every `interval` while the log grows, until the task is stopped.
+    pub async fn run(
+        self: Arc<Self>,
+        store: EventStore,
+        clock: Arc<dyn Clock>,
+        interval: Duration,
+    ) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match self.sign_if_grown(&store, &*clock).await {
+                Ok(Some(checkpoint)) => {
+                    tracing::debug!(tree_size = checkpoint.tree_size, "signed a checkpoint")
+                }
+                Ok(None) => {}
+                Err(error @ CheckpointError::Inconsistent { .. }) => {
+                    tracing::error!(%error, "the log no longer extends its signed checkpoint")
+                }
+                Err(error) => tracing::warn!(%error, "signing a checkpoint failed"),
+            }
+        }
+    }
+}
