@@ -69,6 +69,7 @@ pub async fn seed(ledger: &Ledger) -> Result<Seeded, CommandError> {
     let mcp_token = ledger
         .submit(IssueToken {
             user_id: test_user,
+            scope: mcp_events::TokenScope::Leases,
             name: "dev".into(),
             expires_in: None,
             max_uses: None,
@@ -79,6 +80,7 @@ pub async fn seed(ledger: &Ledger) -> Result<Seeded, CommandError> {
     let server_token = ledger
         .submit(IssueToken {
             user_id: server_user,
+            scope: mcp_events::TokenScope::Leases,
             name: "server".into(),
             expires_in: None,
             max_uses: None,
@@ -188,6 +190,7 @@ async fn create_data(ledger: &Ledger) -> Result<(i64, i64), CommandError> {
     let seeding = ledger
         .submit(IssueToken {
             user_id: test_user,
+            scope: mcp_events::TokenScope::Leases,
             name: "seed".into(),
             expires_in: None,
             max_uses: None,

@@ -2,7 +2,7 @@
 //! holds a token's text, and only long enough to hash it or hand it out once.
 
 use crate::domain::token::Token;
-use mcp_events::Timestamp;
+use mcp_events::{Timestamp, TokenScope};
 use mcp_projections::rows::TokenRow;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -54,6 +54,8 @@ pub fn token_state(row: &TokenRow) -> Token {
     Token {
         id: Some(row.id),
         user_id: row.user_id,
+        // Every row this build writes holds a known scope; an unknown one gets the default.
+        scope: TokenScope::parse(&row.scope).unwrap_or(TokenScope::Leases),
         revoked: row.revoked,
         expires_at: row.expires_at.map(Timestamp::from_micros),
         max_uses: row.max_uses,

@@ -100,6 +100,8 @@ enum Op {
         user: i64,
         expires_in: Option<i64>,
         max_uses: Option<i64>,
+        /// An audit-scope token: refused on the lease routes after its use is recorded.
+        audit: bool,
     },
     RevokeToken(i64),
     Api {
@@ -143,8 +145,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(owner, service, status)| Op::AddIntegration { owner, service, status }),
         1 => (1i64..=8).prop_map(Op::Rotate),
         1 => (1i64..=8, 0u8..4).prop_map(|(integration, status)| Op::SetStatus { integration, status }),
-        3 => (id(), prop::option::weighted(0.2, 30i64..300), prop::option::weighted(0.3, 1i64..4))
-            .prop_map(|(user, expires_in, max_uses)| Op::Issue { user, expires_in, max_uses }),
+        3 => (id(), prop::option::weighted(0.2, 30i64..300), prop::option::weighted(0.3, 1i64..4), prop::bool::weighted(0.2))
+            .prop_map(|(user, expires_in, max_uses, audit)| Op::Issue { user, expires_in, max_uses, audit }),
         1 => (1i64..=8).prop_map(Op::RevokeToken),
         12 => (token, route).prop_map(|(token, route)| Op::Api { token, route }),
         1 => Just(Op::Expire),
@@ -211,16 +213,19 @@ fn prelude() -> Chunk {
                 user: 1,
                 expires_in: None,
                 max_uses: None,
+                audit: false,
             },
             Op::Issue {
                 user: 2,
                 expires_in: None,
                 max_uses: None,
+                audit: false,
             },
             Op::Issue {
                 user: 3,
                 expires_in: None,
                 max_uses: None,
+                audit: false,
             },
         ],
     }
@@ -469,9 +474,15 @@ impl Command for Scripted {
                 user,
                 expires_in,
                 max_uses,
+                audit,
             } => {
                 let command = IssueToken {
                     user_id: *user,
+                    scope: if *audit {
+                        mcp_events::TokenScope::Audit
+                    } else {
+                        mcp_events::TokenScope::Leases
+                    },
                     name: "model".into(),
                     expires_in: *expires_in,
                     max_uses: *max_uses,

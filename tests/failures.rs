@@ -51,6 +51,7 @@ async fn user_with_token(ledger: &Ledger) -> String {
     let issued = ledger
         .submit(IssueToken {
             user_id,
+            scope: mcp_events::TokenScope::Leases,
             name: "test".into(),
             expires_in: None,
             max_uses: None,

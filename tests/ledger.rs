@@ -52,6 +52,7 @@ fn register(email: &str) -> RegisterUser {
 fn issue(user_id: i64) -> IssueToken {
     IssueToken {
         user_id,
+        scope: mcp_events::TokenScope::Leases,
         name: "test".into(),
         expires_in: None,
         max_uses: None,

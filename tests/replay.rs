@@ -171,6 +171,7 @@ async fn random_history(ledger: &Ledger, clock: &ManualClock, rng: &mut StdRng, 
                 if let Ok(issued) = ledger
                     .submit(IssueToken {
                         user_id: pick(rng, users),
+                        scope: mcp_events::TokenScope::Leases,
                         name: "t".into(),
                         expires_in,
                         max_uses,

@@ -185,6 +185,7 @@ pub async fn run(url: &str, load: Load) -> anyhow::Result<Vec<Phase>> {
     let issued = ledger
         .submit(IssueToken {
             user_id,
+            scope: mcp_events::TokenScope::Leases,
             name: "load".into(),
             expires_in: None,
             max_uses: None,

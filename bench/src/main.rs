@@ -288,6 +288,7 @@ async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result
     let token = ledger
         .submit(IssueToken {
             user_id,
+            scope: mcp_events::TokenScope::Leases,
             name: "bench".into(),
             expires_in: None,
             max_uses: None,
@@ -414,6 +415,7 @@ async fn generate(store: &EventStore, events: usize) -> anyhow::Result<()> {
         token_hash: hash_token("bench"),
         expires_at: None,
         max_uses: None,
+        scope: mcp_events::TokenScope::Leases,
     };
     tx.append(
         &StreamId::token(1),

@@ -164,6 +164,38 @@ pub struct ResolvedService {
     pub organization_id: Option<i64>,
 }
 
+/// What a token may call: the MCP lease routes, or the auditors' read-only API (`/api/audit/*`).
+/// Both may call `GET /api/mcp/me`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    #[default]
+    Leases,
+    Audit,
+}
+
+impl TokenScope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Leases => "leases",
+            Self::Audit => "audit",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "leases" => Some(Self::Leases),
+            "audit" => Some(Self::Audit),
+            _ => None,
+        }
+    }
+
+    /// Lets old events, which have no scope, encode exactly as they did.
+    pub fn is_leases(&self) -> bool {
+        *self == Self::Leases
+    }
+}
+
 /// How many identical refused requests one `mcp_auth_failed` stands for, and over which time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repeated {
@@ -235,6 +267,9 @@ pub enum DomainEvent {
         token_hash: String,
         expires_at: Option<Timestamp>,
         max_uses: Option<i64>,
+        /// What the token may call; tokens issued before scopes existed are `leases` tokens.
+        #[serde(default, skip_serializing_if = "TokenScope::is_leases")]
+        scope: TokenScope,
     },
     TokenRevoked {
         token_id: i64,

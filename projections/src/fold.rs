@@ -144,6 +144,7 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             token_hash,
             expires_at,
             max_uses,
+            scope,
         } => {
             rows.put(TokenRow {
                 id: *token_id,
@@ -157,6 +158,7 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
                 last_used_at: None,
                 created_at: at,
                 version,
+                scope: scope.as_str().to_owned(),
             })
             .await?
         }
@@ -339,9 +341,16 @@ pub fn audit_record(recorded: &RecordedEvent) -> AuditRow {
             integration_id.to_string(),
             json!({ "version": version, "from_key_id": from_key_id, "to_key_id": to_key_id }),
         ),
-        DomainEvent::TokenIssued { token_id, name, .. } => {
-            ("UserToken", token_id.to_string(), json!({ "name": name }))
-        }
+        DomainEvent::TokenIssued {
+            token_id,
+            name,
+            scope,
+            ..
+        } => (
+            "UserToken",
+            token_id.to_string(),
+            json!({ "name": name, "scope": scope }),
+        ),
         DomainEvent::TokenRevoked { token_id, .. } => {
             ("UserToken", token_id.to_string(), json!({}))
         }

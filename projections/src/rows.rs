@@ -214,6 +214,8 @@ table_row! {
         created_at: i64 => "bigint not null",
         /// The token stream's version, so a command can append with an exact expected version.
         version: i64 => "bigint not null",
+        /// `leases` or `audit`.
+        scope: String => "text not null",
     }
 }
 

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 /// Each projection with the version of its code; bump a version when its fold or tables change
 /// and the next start-up rebuilds it from the log.
 pub const PROJECTIONS: &[(&str, i64)] =
-    &[("directory", 1), ("tokens", 1), ("leases", 2), ("audit", 1)];
+    &[("directory", 1), ("tokens", 2), ("leases", 2), ("audit", 1)];
 
 /// Every projection table's DDL under `prefix`.
 pub fn all_ddl(prefix: &str, kind: TableKind) -> Vec<String> {

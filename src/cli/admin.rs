@@ -175,10 +175,12 @@ pub async fn run(
             name,
             expires_in,
             max_uses,
+            scope,
         }) => {
             let issued = ledger
                 .submit(IssueToken {
                     user_id: user,
+                    scope: scope.into(),
                     name,
                     expires_in,
                     max_uses,

@@ -229,6 +229,10 @@ pub enum TokenCommand {
         /// How many requests the token may make [default: no limit].
         #[arg(long, value_name = "N", value_parser = positive, allow_negative_numbers = true)]
         max_uses: Option<i64>,
+        /// What the token may call: the MCP lease routes, or the auditors' read-only API
+        /// (/api/audit/*). Both may call GET /api/mcp/me.
+        #[arg(long, value_enum, default_value_t = ScopeArg::Leases)]
+        scope: ScopeArg,
     },
     /// Revoke a token.
     Revoke {
@@ -346,6 +350,24 @@ pub enum LogKeyCommand {
         #[arg(long)]
         origin: Option<String>,
     },
+}
+
+/// A token's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// The MCP lease routes (today's MCP servers).
+    Leases,
+    /// The auditors' read-only API: events, the live stream, checkpoints, proofs, tiles.
+    Audit,
+}
+
+impl From<ScopeArg> for mcp_events::TokenScope {
+    fn from(scope: ScopeArg) -> Self {
+        match scope {
+            ScopeArg::Leases => mcp_events::TokenScope::Leases,
+            ScopeArg::Audit => mcp_events::TokenScope::Audit,
+        }
+    }
 }
 
 /// A member's role.

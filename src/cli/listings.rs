@@ -221,6 +221,7 @@ async fn tokens(conn: &mut Conn, user: i64, now: Timestamp) -> Result<Value, Fai
             json!({
                 "id": t.id,
                 "name": t.name,
+                "scope": t.scope,
                 "status": status,
                 "expires_at": t.expires_at.map(Timestamp::from_micros),
                 "max_uses": t.max_uses,

@@ -12,6 +12,7 @@ use crate::tokens::{hashes_match, token_state};
 use crate::validate::looks_like_lease_id;
 use mcp_events::{
     CredentialScope, DomainEvent, ExpectedVersion, Metadata, ResolvedService, StreamId, Timestamp,
+    TokenScope,
 };
 use mcp_projections::rows::{LeaseRow, UserRow};
 use serde_json::{Map, Value};
@@ -68,6 +69,9 @@ pub enum RequestRejection {
 pub trait McpAction: Send + Sync + 'static {
     type Reply: Send + 'static;
 
+    /// The scope a token needs for this action; `None`: any token (`GET /api/mcp/me`).
+    const SCOPE: Option<TokenScope> = Some(TokenScope::Leases);
+
     /// The lease this action works on, if any (read ahead with the rest of its batch).
     fn lease_id(&self) -> Option<&str> {
         None
@@ -102,18 +106,23 @@ impl<A: McpAction> Command for McpRequest<A> {
             user_agent: self.caller.user_agent.clone(),
         };
         match authenticate(ctx, &self.caller, &mut metadata).await? {
-            Ok(user_id) => self.action.perform(ctx, user_id, &metadata).await,
+            // Authenticated (and counted): a token of the wrong scope is refused like another
+            // user's lease, after its use is recorded.
+            Ok((_, scope)) if A::SCOPE.is_some_and(|needed| needed != scope) => {
+                Ok(DomainError::InsufficientScope.into())
+            }
+            Ok((user_id, _)) => self.action.perform(ctx, user_id, &metadata).await,
             Err(refusal) => Ok(Answer::Refused(Refusal::Auth(refusal))),
         }
     }
 }
 
-/// Checks the token and records the outcome; `Ok(Ok(user_id))` for an accepted request.
+/// Checks the token and records the outcome; `Ok(Ok((user_id, scope)))` for an accepted request.
 async fn authenticate(
     ctx: &mut Ctx,
     caller: &Caller,
     metadata: &mut Metadata,
-) -> Result<Result<i64, AuthRefusal>, CommandError> {
+) -> Result<Result<(i64, TokenScope), AuthRefusal>, CommandError> {
     let Some(hash) = caller.token_hash.as_deref() else {
         record_anonymous_failure(ctx, AuthRefusal::Missing, metadata).await?;
         return Ok(Err(AuthRefusal::Missing));
@@ -129,7 +138,8 @@ async fn authenticate(
         .user(row.user_id)
         .await?
         .is_none_or(|user| user.disabled);
-    let (event, refusal) = token_state(&row).authenticate(ctx.now(), user_disabled);
+    let token = token_state(&row);
+    let (event, refusal) = token.authenticate(ctx.now(), user_disabled);
     metadata.actor = Some(format!("user:{}", row.user_id));
     metadata.token_id = Some(row.id);
     ctx.append(
@@ -139,7 +149,7 @@ async fn authenticate(
         metadata,
     )
     .await?;
-    Ok(refusal.map_or(Ok(row.user_id), Err))
+    Ok(refusal.map_or(Ok((row.user_id, token.scope)), Err))
 }
 
 async fn record_anonymous_failure(
@@ -180,6 +190,7 @@ pub struct Profile {
 
 impl McpAction for Me {
     type Reply = Profile;
+    const SCOPE: Option<TokenScope> = None;
 
     async fn perform(
         &self,

@@ -6,12 +6,14 @@ use crate::ledger::{Command, CommandError};
 use crate::ledger::{Ctx, IdTable};
 use crate::tokens::token_state;
 use crate::validate::text_field;
-use mcp_events::{ExpectedVersion, Metadata, StreamId};
+use mcp_events::{ExpectedVersion, Metadata, StreamId, TokenScope};
 use mcp_projections::rows::{Cell, TokenRow};
 use secrecy::SecretString;
 
 pub struct IssueToken {
     pub user_id: i64,
+    /// What the token may call (`leases`: the MCP lease routes; `audit`: the auditors' API).
+    pub scope: TokenScope,
     pub name: String,
     pub expires_in: Option<i64>,
     pub max_uses: Option<i64>,
@@ -54,6 +56,7 @@ impl Command for IssueToken {
                 token_hash: new.hash.clone(),
                 expires_at: self.expires_in.map(|s| ctx.now().plus_seconds(s)),
                 max_uses: self.max_uses,
+                scope: self.scope,
             },
             ctx.now(),
         )?;

@@ -33,6 +33,9 @@ pub enum DomainError {
     LeaseNotFound,
     #[error("This action is unauthorized.")]
     LeaseNotOwned,
+    /// The token's scope does not cover the route (`leases` on the audit API, or the reverse).
+    #[error("This action is unauthorized.")]
+    InsufficientScope,
     /// `reason` is the contract's `error` string.
     #[error("Lease cannot be renewed")]
     LeaseCannotBeRenewed { reason: &'static str },

@@ -4,12 +4,13 @@
 //! token projection (kept exact in the append transaction) instead of folding the whole stream.
 
 use super::{Aggregate, AuthRefusal, DomainError};
-use mcp_events::{DomainEvent, Timestamp};
+use mcp_events::{DomainEvent, Timestamp, TokenScope};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Token {
     pub id: Option<i64>,
     pub user_id: i64,
+    pub scope: TokenScope,
     pub revoked: bool,
     pub expires_at: Option<Timestamp>,
     pub max_uses: Option<i64>,
@@ -25,6 +26,7 @@ pub enum TokenCommand {
         token_hash: String,
         expires_at: Option<Timestamp>,
         max_uses: Option<i64>,
+        scope: TokenScope,
     },
     Revoke,
     /// One request presenting this token; `user_disabled` is the owner's state.
@@ -41,11 +43,13 @@ impl Aggregate for Token {
                 user_id,
                 expires_at,
                 max_uses,
+                scope,
                 ..
             } => {
                 self = Token {
                     id: Some(*token_id),
                     user_id: *user_id,
+                    scope: *scope,
                     revoked: false,
                     expires_at: *expires_at,
                     max_uses: *max_uses,
@@ -117,6 +121,7 @@ impl Token {
                 token_hash,
                 expires_at,
                 max_uses,
+                scope,
             } => {
                 if self.id.is_some() {
                     return Err(DomainError::Invalid(format!(
@@ -130,6 +135,7 @@ impl Token {
                     token_hash,
                     expires_at,
                     max_uses,
+                    scope,
                 }])
             }
             TokenCommand::Revoke => match self.id {
@@ -165,6 +171,7 @@ mod tests {
                     token_hash: "ab".into(),
                     expires_at,
                     max_uses,
+                    scope: TokenScope::Leases,
                 },
                 at(0),
             )

@@ -92,6 +92,10 @@ fn domain(error: &DomainError) -> Response {
             StatusCode::FORBIDDEN,
             json!({ "message": "This action is unauthorized." }),
         ),
+        DomainError::InsufficientScope => body(
+            StatusCode::FORBIDDEN,
+            json!({ "message": "This action is unauthorized.", "error": "insufficient_scope" }),
+        ),
         DomainError::LeaseNotFound => body(
             StatusCode::NOT_FOUND,
             json!({ "message": "Lease not found", "error": "not_found" }),

@@ -208,7 +208,38 @@ async fn unknown_routes_and_methods_answer_json(backend: Backend) {
     assert_eq!(into_parts(response).await.0, 405);
 }
 
+/// An audit token reads `/me` but no lease route: 403 insufficient_scope, after its use is
+/// counted and recorded like any authenticated request.
+async fn an_audit_token_cannot_use_the_lease_routes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("auditor@example.com").await;
+    app.personal(user, "todoist", serde_json::json!({"access_token": "t"}))
+        .await;
+    let token = app
+        .token_scoped(user, mcp_events::TokenScope::Audit, None, None)
+        .await;
+    let (status, _) = app.get(ME, &token).await;
+    assert_eq!(status, 200);
+    let (status, body) = app.lease(&token, &["todoist"]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"message": "This action is unauthorized.", "error": "insufficient_scope"})
+    );
+    let (status, _) = app
+        .get(
+            &format!("/api/mcp/credentials/lease/lse_{}", "0".repeat(48)),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(app.token_row(1).await.usage_count, 3);
+    assert_eq!(app.audit(Some(user), "mcp_auth_success").await.len(), 3);
+    assert!(app.audit(Some(user), "lease_created").await.is_empty());
+}
+
 both_backends! {
+    audit_scope => an_audit_token_cannot_use_the_lease_routes,
     valid_token => a_valid_token_authenticates,
     missing_token => a_missing_or_malformed_header_is_a_missing_bearer_token,
     bearer_any_case => the_bearer_scheme_is_case_insensitive,

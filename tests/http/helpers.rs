@@ -92,10 +92,27 @@ impl TestApp {
         expires_in: Option<i64>,
         max_uses: Option<i64>,
     ) -> String {
+        self.token_scoped(
+            user_id,
+            mcp_events::TokenScope::Leases,
+            expires_in,
+            max_uses,
+        )
+        .await
+    }
+
+    pub async fn token_scoped(
+        &self,
+        user_id: i64,
+        scope: mcp_events::TokenScope,
+        expires_in: Option<i64>,
+        max_uses: Option<i64>,
+    ) -> String {
         let issued = self
             .ledger
             .submit(IssueToken {
                 user_id,
+                scope,
                 name: "test".into(),
                 expires_in,
                 max_uses,
