@@ -9,7 +9,7 @@
 
 use crate::clock::Clock;
 use mcp_events::checkpoints::{self, CheckpointError, StoredCheckpoint};
-use mcp_events::EventStore;
+use mcp_events::{EventStore, Timestamp};
 use mcp_tlog::Signer;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,9 +61,9 @@ impl SignedLog {
     pub async fn sign_if_grown(
         &self,
         store: &EventStore,
-        clock: &dyn Clock,
+        now: Timestamp,
     ) -> Result<Option<StoredCheckpoint>, CheckpointError> {
-        let signed = checkpoints::sign_if_grown(store, &self.signer, clock.now()).await;
+        let signed = checkpoints::sign_if_grown(store, &self.signer, now).await;
         let mut refusal = self
             .refusal
             .lock()
@@ -91,7 +91,7 @@ impl SignedLog {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match self.sign_if_grown(&store, &*clock).await {
+            match self.sign_if_grown(&store, clock.now()).await {
                 Ok(Some(checkpoint)) => {
                     tracing::debug!(tree_size = checkpoint.tree_size, "signed a checkpoint")
                 }

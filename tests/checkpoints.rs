@@ -4,7 +4,7 @@
 use mcp_events::testing::TestDatabase;
 use mcp_events::{both_backends, checkpoints, tree, Backend, EventStore, Metadata};
 use mcp_manager::checkpointer::SignedLog;
-use mcp_manager::clock::SystemClock;
+use mcp_manager::clock::{Clock, SystemClock};
 use mcp_manager::commands::directory::RegisterUser;
 use mcp_manager::crypto::EncryptionKey;
 use mcp_manager::ledger::{Ledger, LedgerSetup};
@@ -41,7 +41,7 @@ async fn checkpoints_follow_the_log_and_extend_each_other(backend: Backend) {
     let log = log();
     let store = ledger.store();
     assert!(
-        log.sign_if_grown(store, &SystemClock)
+        log.sign_if_grown(store, SystemClock.now())
             .await
             .unwrap()
             .is_none(),
@@ -49,12 +49,12 @@ async fn checkpoints_follow_the_log_and_extend_each_other(backend: Backend) {
     );
     register(&ledger, 0, 5).await;
     let first = log
-        .sign_if_grown(store, &SystemClock)
+        .sign_if_grown(store, SystemClock.now())
         .await
         .unwrap()
         .unwrap();
     assert!(
-        log.sign_if_grown(store, &SystemClock)
+        log.sign_if_grown(store, SystemClock.now())
             .await
             .unwrap()
             .is_none(),
@@ -62,7 +62,7 @@ async fn checkpoints_follow_the_log_and_extend_each_other(backend: Backend) {
     );
     register(&ledger, 5, 300).await;
     let second = log
-        .sign_if_grown(store, &SystemClock)
+        .sign_if_grown(store, SystemClock.now())
         .await
         .unwrap()
         .unwrap();
@@ -98,7 +98,7 @@ async fn a_truncated_and_regrown_log_is_never_signed(backend: Backend) {
     let log = log();
     register(&ledger, 0, 40).await;
     let signed = log
-        .sign_if_grown(ledger.store(), &SystemClock)
+        .sign_if_grown(ledger.store(), SystemClock.now())
         .await
         .unwrap()
         .unwrap();
@@ -143,7 +143,7 @@ async fn a_truncated_and_regrown_log_is_never_signed(backend: Backend) {
     );
 
     // Shorter than what was signed.
-    let refused = log.sign_if_grown(ledger.store(), &SystemClock).await;
+    let refused = log.sign_if_grown(ledger.store(), SystemClock.now()).await;
     assert!(
         matches!(
             refused,
@@ -158,7 +158,7 @@ async fn a_truncated_and_regrown_log_is_never_signed(backend: Backend) {
     // A fresh ledger (no memory of the old head) appends other events past the old size.
     let other = self::ledger(&db).await;
     register(&other, 1_000, 20).await;
-    let refused = log.sign_if_grown(other.store(), &SystemClock).await;
+    let refused = log.sign_if_grown(other.store(), SystemClock.now()).await;
     match refused {
         Err(checkpoints::CheckpointError::Inconsistent {
             signed,

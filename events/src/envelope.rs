@@ -104,8 +104,10 @@ pub struct RecordedEvent {
     pub recorded_at: Timestamp,
 }
 
-/// An event row exactly as stored, for the hash chain and for auditors.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An event row exactly as stored, for the hash chain and for auditors. Serialized, it is the
+/// auditors' event object: every column, `payload` and `metadata` as the stored JSON strings (so
+/// hashes can be recomputed byte for byte).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawEvent {
     pub position: i64,
     pub stream_id: String,

@@ -12,6 +12,22 @@ use sqlx::Row;
 pub(crate) const PAGE_SIZE: i64 = 5_000;
 
 impl EventStore {
+    /// Every event of one stream as stored, in version order.
+    pub async fn read_raw_stream(&self, stream: &StreamId) -> Result<Vec<RawEvent>, StoreError> {
+        let rows = sqlx::query(
+            "select position, stream_id, stream_version, event_type, event_version, payload, \
+             metadata, recorded_at, prev_hash, hash from events where stream_id = $1 \
+             order by stream_version",
+        )
+        .bind(stream.as_str())
+        .fetch_all(self.database().pool())
+        .await?;
+        rows.iter()
+            .map(raw_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    }
+
     /// One page of raw rows after `after`, in position order.
     pub async fn read_raw_page(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
         let rows = sqlx::query(

@@ -273,7 +273,12 @@ impl WriteTx {
     /// Inserts the appended events, moves the chain head and commits: every append of this
     /// transaction becomes visible at once. On failure nothing is applied and the connection is
     /// closed.
-    pub async fn commit(mut self) -> Result<(), AppendError> {
+    pub async fn commit(self) -> Result<(), AppendError> {
+        self.commit_events().await.map(drop)
+    }
+
+    /// Commits and hands back the events it appended, as stored.
+    pub async fn commit_events(mut self) -> Result<Vec<RawEvent>, AppendError> {
         self.grow_tree().await?;
         self.write_pending().await?;
         sqlx::query("update ledger_head set position = $1, hash = $2 where id = 1")
@@ -283,7 +288,7 @@ impl WriteTx {
             .await?;
         sqlx::raw_sql("commit").execute(&mut *self.conn).await?;
         self.open = false;
-        Ok(())
+        Ok(std::mem::take(&mut self.pending))
     }
 
     /// Ends the transaction without applying anything.

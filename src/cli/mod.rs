@@ -85,7 +85,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let outcome = async {
                 let signer = crate::app::load_signer(&settings, &ledger).await?;
                 let log = crate::checkpointer::SignedLog::new(signer);
-                log.sign_if_grown(ledger.store(), &*clock).await?;
+                log.sign_if_grown(ledger.store(), clock.now()).await?;
                 let mut conn = ledger.store().database().pool().acquire().await?;
                 match mcp_events::checkpoints::latest(&mut conn).await? {
                     // Exactly as signed: an auditor's file must verify byte for byte.

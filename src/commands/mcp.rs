@@ -496,6 +496,53 @@ impl McpAction for RevokeLease {
     }
 }
 
+/// A request to the auditors' API (`/api/audit/*`): an `audit` token, authenticated and
+/// recorded; what it reads is read afterwards, outside the ledger's writer.
+#[derive(Debug, Clone)]
+pub struct AuditAccess;
+
+impl McpAction for AuditAccess {
+    type Reply = i64;
+    const SCOPE: Option<TokenScope> = Some(TokenScope::Audit);
+
+    /// The user the token belongs to.
+    async fn perform(
+        &self,
+        _: &mut Ctx,
+        user_id: i64,
+        _: &Metadata,
+    ) -> Result<Answer<i64>, CommandError> {
+        Ok(Answer::Granted(user_id))
+    }
+}
+
+/// `GET /api/mcp/credentials/lease/{id}/receipt`: the caller's own lease, whose events and
+/// proofs are then read outside the writer.
+#[derive(Debug, Clone)]
+pub struct LeaseReceipt {
+    pub lease_id: String,
+}
+
+impl McpAction for LeaseReceipt {
+    type Reply = LeaseRow;
+
+    fn lease_id(&self) -> Option<&str> {
+        Some(&self.lease_id)
+    }
+
+    async fn perform(
+        &self,
+        ctx: &mut Ctx,
+        user_id: i64,
+        _: &Metadata,
+    ) -> Result<Answer<LeaseRow>, CommandError> {
+        Ok(match owned_lease(ctx, user_id, &self.lease_id).await? {
+            Ok(row) => Answer::Granted(row),
+            Err(refusal) => refusal.into(),
+        })
+    }
+}
+
 /// An authenticated request whose body was unusable: answered after authentication, as the
 /// original does, and still counted as a use of the token.
 #[derive(Debug, Clone)]

@@ -15,6 +15,12 @@ pub enum ApiError {
     Refused(Refusal),
     #[error("command failed: {0}")]
     Failed(#[from] CommandError),
+    /// Query values out of range or malformed (after authentication): 422, Laravel style.
+    #[error("invalid request: {0:?}")]
+    Invalid(std::collections::BTreeMap<String, Vec<String>>),
+    /// Nothing at this address (a tile the signed tree does not hold): 404 with this message.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
 }
 
 fn body(status: StatusCode, value: Value) -> Response {
@@ -126,6 +132,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Refused(r) => refusal(&r),
+            ApiError::Invalid(errors) => validation(&errors),
+            ApiError::NotFound(message) => body(
+                StatusCode::NOT_FOUND,
+                json!({ "message": message, "error": "not_found" }),
+            ),
             ApiError::Failed(CommandError::Unavailable(reason)) => {
                 // The request id is on the enclosing span; details stay in the log.
                 tracing::error!(%reason, "the ledger is unavailable");

@@ -3,6 +3,7 @@
 //! operator's routes (health, readiness, metrics), the flood guard on refused authentication
 //! (`flood.rs`), and the server loop with its connection limits (`server.rs`).
 
+pub mod audit;
 pub mod error;
 pub mod expirer;
 pub mod flood;
@@ -12,6 +13,7 @@ mod limits;
 mod me;
 pub mod metrics;
 mod path;
+mod receipt;
 mod request;
 pub mod server;
 pub mod views;
@@ -52,6 +54,18 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
             "/api/mcp/credentials/lease/{id}",
             get(leases::show).delete(leases::revoke),
         )
+        .route(
+            "/api/mcp/credentials/lease/{id}/receipt",
+            get(receipt::receipt),
+        )
+        .route("/api/audit/events", get(audit::events))
+        .route("/api/audit/events/stream", get(audit::stream))
+        .route("/api/audit/checkpoint", get(audit::checkpoint))
+        .route("/api/audit/key", get(audit::key))
+        .route("/api/audit/proof/inclusion", get(audit::inclusion))
+        .route("/api/audit/proof/consistency", get(audit::consistency))
+        .route("/api/audit/tlog/checkpoint", get(audit::checkpoint))
+        .route("/api/audit/tlog/tile/{*path}", get(audit::tile))
         .route_layer(axum::middleware::from_fn_with_state(
             state.flood.clone(),
             flood::guard,

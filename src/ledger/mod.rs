@@ -23,11 +23,11 @@ use crate::domain::DomainError;
 use crate::keyring::Keyring;
 use crate::random::{Entropy, OsEntropy};
 use crate::secrets::SecretError;
-use mcp_events::{AppendError, EventStore, StoreError, Timestamp};
+use mcp_events::{AppendError, EventStore, RawEvent, StoreError, Timestamp};
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Limits the lease commands enforce (from `MCP_LEASE_*` and `MCP_MAX_RENEWALS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,13 @@ pub(crate) struct Shared {
     pub store: EventStore,
     pub setup: LedgerSetup,
     pub stats: WriterStats,
+    /// Each committed batch's events, for live readers (the audit stream). Sending never waits:
+    /// a reader that falls behind misses batches and reads them from the database instead.
+    pub feed: broadcast::Sender<Arc<[RawEvent]>>,
 }
+
+/// Committed batches a reader may have missed before it reads the database.
+const FEED_DEPTH: usize = 1024;
 
 /// What the writer has done so far (for tests and metrics).
 #[derive(Debug, Default)]
@@ -199,6 +205,7 @@ impl Ledger {
             store,
             setup,
             stats: WriterStats::default(),
+            feed: broadcast::channel(FEED_DEPTH).0,
         });
 
         let (jobs, queue) = mpsc::channel(writer::QUEUE_DEPTH);
@@ -251,6 +258,12 @@ impl Ledger {
 
     pub fn stats(&self) -> &WriterStats {
         &self.shared.stats
+    }
+
+    /// The events of every batch this process commits from now on, as stored, in order. Other
+    /// processes' appends are not in it: a reader that must see everything also reads the log.
+    pub fn feed(&self) -> broadcast::Receiver<Arc<[RawEvent]>> {
+        self.shared.feed.subscribe()
     }
 
     pub fn now(&self) -> Timestamp {

@@ -17,7 +17,7 @@
 //! anywhere else starts from nothing.
 
 use super::reads::UserAccess;
-use mcp_events::{EventStore, Mark as EventsMark, StoreError, StreamId, WriteTx};
+use mcp_events::{EventStore, Mark as EventsMark, RawEvent, StoreError, StreamId, WriteTx};
 use mcp_projections::rows::*;
 use mcp_projections::store::{bulk_insert, bulk_upsert, delete_keys, Rows, SqlRows};
 use std::collections::{BTreeSet, HashMap};
@@ -97,6 +97,8 @@ pub(super) struct Memory {
 pub(super) struct Committed {
     pub memory: Memory,
     pub appended: Vec<(String, u64)>,
+    /// The events the batch appended, as stored.
+    pub events: Vec<RawEvent>,
 }
 
 pub(super) struct UnitOfWork {
@@ -381,6 +383,7 @@ impl UnitOfWork {
             return Ok(Committed {
                 memory,
                 appended: Vec::new(),
+                events: Vec::new(),
             });
         }
         for (table, keys) in dirty {
@@ -422,8 +425,12 @@ impl UnitOfWork {
             }
         }
         let (tx, memory) = self.into_memory(position);
-        tx.commit().await?;
-        Ok(Committed { memory, appended })
+        let events = tx.commit_events().await?;
+        Ok(Committed {
+            memory,
+            appended,
+            events,
+        })
     }
 
     /// Splits off the transaction; the rest is the memory, true at `head` once it commits.

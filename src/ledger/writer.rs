@@ -145,6 +145,7 @@ async fn run_batch(
     let memory = match ended {
         Ended::Committed(committed) => {
             shared.stats.committed(size, &committed.appended);
+            publish(shared, committed.events);
             for job in batch {
                 job.0.deliver(None);
             }
@@ -232,6 +233,7 @@ async fn run_one_by_one(shared: &Arc<Shared>, batch: Vec<Job>) {
         match ended {
             Ended::Committed(committed) => {
                 shared.stats.committed(1, &committed.appended);
+                publish(shared, committed.events);
                 job.0.deliver(None);
             }
             Ended::Failed(error) if matches!(error, CommandError::Unavailable(_)) => {
@@ -295,6 +297,13 @@ impl super::WriterStats {
     fn failed(&self) {
         self.failed_batches.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(WRITER_BATCHES, "outcome" => "failed").increment(1);
+    }
+}
+
+/// Offers a committed batch's events to live readers; never waits for them.
+fn publish(shared: &Shared, events: Vec<mcp_events::RawEvent>) {
+    if !events.is_empty() && shared.feed.receiver_count() > 0 {
+        let _ = shared.feed.send(events.into());
     }
 }
 

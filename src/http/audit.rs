@@ -1,0 +1,516 @@
+//! The auditors' read-only API (`/api/audit/*`, `audit` tokens): the log page by page and live,
+//! signed checkpoints, inclusion and consistency proofs, the verifier key, and the
+//! `c2sp.org/tlog-tiles` paths under `/api/audit/tlog`.
+//!
+//! Every request is authenticated, counted and recorded like any (one ledger command); what it
+//! reads is read afterwards on the pool, never through the writer. Proofs and tiles are only
+//! served for trees a signed checkpoint covers, so what an auditor checks against is signed.
+
+use super::error::ApiError;
+use super::request::{perform, RequestCaller};
+use super::AppState;
+use crate::commands::mcp::{AuditAccess, Caller};
+use crate::ledger::CommandError;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use mcp_events::checkpoints::{self, StoredCheckpoint};
+use mcp_events::{tree, RawEvent};
+use mcp_tlog::merkle;
+use mcp_tlog::tile::{self, TilePath};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::time::Duration;
+
+type Errors = BTreeMap<String, Vec<String>>;
+
+/// Authenticates an `audit` token (recorded as a use), or the refusal.
+async fn authorize(state: &AppState, caller: Caller) -> Result<(), ApiError> {
+    perform(state, caller, AuditAccess).await.map(drop)
+}
+
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Failed(CommandError::Internal(error.to_string()))
+}
+
+/// The query's values by name (the last one wins).
+fn query_values(query: Option<&str>) -> BTreeMap<String, String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// An integer query value within `min..=max`, or `default` when absent.
+fn integer(
+    values: &BTreeMap<String, String>,
+    field: &str,
+    default: Option<i64>,
+    min: i64,
+    max: i64,
+    errors: &mut Errors,
+) -> Option<i64> {
+    let Some(text) = values.get(field) else {
+        return default;
+    };
+    match text.parse::<i64>() {
+        Ok(value) if (min..=max).contains(&value) => Some(value),
+        Ok(_) => {
+            errors.entry(field.to_owned()).or_default().push(format!(
+                "The {field} field must be between {min} and {max}."
+            ));
+            None
+        }
+        Err(_) => {
+            errors
+                .entry(field.to_owned())
+                .or_default()
+                .push(format!("The {field} field must be an integer."));
+            None
+        }
+    }
+}
+
+fn required(field: &str, errors: &mut Errors) {
+    errors
+        .entry(field.to_owned())
+        .or_default()
+        .push(format!("The {field} field is required."));
+}
+
+/// The latest signed checkpoint; for a log that has none yet, one is signed now.
+pub async fn latest_checkpoint(state: &AppState) -> Result<StoredCheckpoint, ApiError> {
+    let store = state.ledger.store();
+    let mut conn = store.database().pool().acquire().await.map_err(internal)?;
+    if let Some(latest) = checkpoints::latest(&mut conn).await.map_err(internal)? {
+        return Ok(latest);
+    }
+    drop(conn);
+    let (head, _) = store.head().await.map_err(internal)?;
+    checkpoints::sign_at(store, state.log.signer(), head as u64, state.ledger.now())
+        .await
+        .map_err(internal)
+}
+
+#[derive(Serialize)]
+pub struct EventsPage {
+    pub events: Vec<RawEvent>,
+    pub next_after: i64,
+    pub head: i64,
+}
+
+/// `GET /api/audit/events?after=P&limit=L`: the events after `P` in order, at most `L`.
+pub async fn events(
+    State(state): State<AppState>,
+    RequestCaller(caller): RequestCaller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<EventsPage>, ApiError> {
+    authorize(&state, caller).await?;
+    let values = query_values(query.as_deref());
+    let mut errors = Errors::new();
+    let after = integer(&values, "after", Some(0), 0, i64::MAX, &mut errors);
+    let limit = integer(&values, "limit", Some(100), 1, 1000, &mut errors);
+    let (Some(after), Some(limit)) = (after, limit) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let store = state.ledger.store();
+    let (head, _) = store.head().await.map_err(internal)?;
+    let events = store.read_raw_page(after, limit).await.map_err(internal)?;
+    let next_after = events.last().map_or(after, |e| e.position);
+    Ok(Json(EventsPage {
+        events,
+        next_after,
+        head,
+    }))
+}
+
+fn checkpoint_text(checkpoint: &StoredCheckpoint) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        checkpoint.note.clone(),
+    )
+        .into_response()
+}
+
+/// `GET /api/audit/checkpoint` (and `/api/audit/tlog/checkpoint`): the latest signed checkpoint.
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    RequestCaller(caller): RequestCaller,
+) -> Result<Response, ApiError> {
+    authorize(&state, caller).await?;
+    Ok(checkpoint_text(&latest_checkpoint(&state).await?))
+}
+
+#[derive(Serialize)]
+pub struct KeyView {
+    pub origin: String,
+    pub vkey: String,
+}
+
+/// `GET /api/audit/key`: the log's origin and verifier key.
+pub async fn key(
+    State(state): State<AppState>,
+    RequestCaller(caller): RequestCaller,
+) -> Result<Json<KeyView>, ApiError> {
+    authorize(&state, caller).await?;
+    Ok(Json(KeyView {
+        origin: state.log.origin().to_owned(),
+        vkey: state.log.vkey(),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct InclusionView {
+    pub position: i64,
+    pub leaf_index: i64,
+    pub tree_size: i64,
+    pub leaf_hash: String,
+    pub hashes: Vec<String>,
+}
+
+fn base64_all(hashes: &[merkle::Hash]) -> Vec<String> {
+    hashes.iter().map(|h| BASE64.encode(h)).collect()
+}
+
+/// `GET /api/audit/proof/inclusion?position=P&tree_size=N`: the event at `P` is in the tree of
+/// size `N` (at most, and by default, the latest checkpoint's size).
+pub async fn inclusion(
+    State(state): State<AppState>,
+    RequestCaller(caller): RequestCaller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<InclusionView>, ApiError> {
+    authorize(&state, caller).await?;
+    let latest = latest_checkpoint(&state).await?.tree_size as i64;
+    let values = query_values(query.as_deref());
+    let mut errors = Errors::new();
+    let size = integer(
+        &values,
+        "tree_size",
+        Some(latest),
+        1,
+        latest.max(1),
+        &mut errors,
+    );
+    let position = integer(
+        &values,
+        "position",
+        None,
+        1,
+        size.unwrap_or(latest).max(1),
+        &mut errors,
+    );
+    if position.is_none() && !values.contains_key("position") {
+        required("position", &mut errors);
+    }
+    if latest == 0 {
+        errors
+            .entry("tree_size".to_owned())
+            .or_default()
+            .push("The log is empty: no event has been checkpointed yet.".to_owned());
+    }
+    let (Some(position), Some(size), true) = (position, size, errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let mut conn = state
+        .ledger
+        .store()
+        .database()
+        .pool()
+        .acquire()
+        .await
+        .map_err(internal)?;
+    let index = (position - 1) as u64;
+    let hashes = tree::inclusion_proof(&mut conn, index, size as u64)
+        .await
+        .map_err(internal)?;
+    let leaf = tree::read_hashes(&mut conn, &[merkle::stored_hash_index(0, index)])
+        .await
+        .map_err(internal)?;
+    Ok(Json(InclusionView {
+        position,
+        leaf_index: position - 1,
+        tree_size: size,
+        leaf_hash: BASE64.encode(leaf[0]),
+        hashes: base64_all(&hashes),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct ConsistencyView {
+    pub from: i64,
+    pub to: i64,
+    pub hashes: Vec<String>,
+}
+
+/// `GET /api/audit/proof/consistency?from=M&to=N`: the tree of size `N` extends the tree of
+/// size `M`; `0 < M <= N <=` the latest checkpoint's size (`N` by default that size).
+pub async fn consistency(
+    State(state): State<AppState>,
+    RequestCaller(caller): RequestCaller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<ConsistencyView>, ApiError> {
+    authorize(&state, caller).await?;
+    let latest = latest_checkpoint(&state).await?.tree_size as i64;
+    let values = query_values(query.as_deref());
+    let mut errors = Errors::new();
+    let to = integer(&values, "to", Some(latest), 1, latest.max(1), &mut errors);
+    let from = integer(
+        &values,
+        "from",
+        None,
+        1,
+        to.unwrap_or(latest).max(1),
+        &mut errors,
+    );
+    if from.is_none() && !values.contains_key("from") {
+        required("from", &mut errors);
+    }
+    if latest == 0 {
+        errors
+            .entry("to".to_owned())
+            .or_default()
+            .push("The log is empty: no event has been checkpointed yet.".to_owned());
+    }
+    let (Some(from), Some(to), true) = (from, to, errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let mut conn = state
+        .ledger
+        .store()
+        .database()
+        .pool()
+        .acquire()
+        .await
+        .map_err(internal)?;
+    let hashes = tree::consistency_proof(&mut conn, from as u64, to as u64)
+        .await
+        .map_err(internal)?;
+    Ok(Json(ConsistencyView {
+        from,
+        to,
+        hashes: base64_all(&hashes),
+    }))
+}
+
+/// `GET /api/audit/tlog/tile/…`: a hash tile or an entry bundle of the tree the latest
+/// checkpoint signs (`c2sp.org/tlog-tiles`); an entry is an event's 32-byte hash.
+pub async fn tile(
+    State(state): State<AppState>,
+    RequestCaller(caller): RequestCaller,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, caller).await?;
+    let not_found = || ApiError::NotFound("No such tile in the signed tree.");
+    let parsed = tile::parse_path(&format!("tile/{path}")).map_err(|_| not_found())?;
+    let size = latest_checkpoint(&state).await?.tree_size;
+    let store = state.ledger.store();
+    let (data, partial) = match parsed {
+        TilePath::Hashes(tile) => {
+            if !tile.is_in_tree(size) {
+                return Err(not_found());
+            }
+            let mut conn = store.database().pool().acquire().await.map_err(internal)?;
+            let data = tree::tile_data(&mut conn, &tile).await.map_err(internal)?;
+            (data, tile.is_partial())
+        }
+        TilePath::Entries(bundle) => {
+            let leaves = bundle.leaf_range();
+            if leaves.end > size {
+                return Err(not_found());
+            }
+            let events = store
+                .read_raw_page(leaves.start as i64, (leaves.end - leaves.start) as i64)
+                .await
+                .map_err(internal)?;
+            let entries = events
+                .iter()
+                .map(|e| merkle::leaf_data_from_event_hash(&e.hash))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(internal)?;
+            let data = tile::encode_entry_bundle(&entries).map_err(internal)?;
+            (data, bundle.is_partial())
+        }
+    };
+    // A full tile never changes; a partial one is replaced by a wider one as the log grows.
+    let cache = if partial {
+        "no-cache"
+    } else {
+        "public, max-age=31536000, immutable"
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, "application/octet-stream"),
+            (CACHE_CONTROL, cache),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+/// `GET /api/audit/events/stream?after=P` (or `Last-Event-ID: P`): every event after `P`, then
+/// each new one as it commits, and each new checkpoint; a comment line at least every 15 s.
+pub async fn stream(
+    State(state): State<AppState>,
+    RequestCaller(caller): RequestCaller,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    authorize(&state, caller).await?;
+    let values = query_values(query.as_deref());
+    let mut errors = Errors::new();
+    let mut after = integer(&values, "after", Some(0), 0, i64::MAX, &mut errors);
+    if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        match last.trim().parse::<i64>() {
+            Ok(position) if position >= 0 => after = Some(position),
+            _ => errors
+                .entry("Last-Event-ID".to_owned())
+                .or_default()
+                .push("The Last-Event-ID header must be an event position.".to_owned()),
+        }
+    }
+    let (Some(after), true) = (after, errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let follower = Follower {
+        state: state.clone(),
+        feed: state.ledger.feed(),
+        checkpoints: state.log.subscribe(),
+        sent: after,
+        known_head: i64::MAX,
+        checkpoint_sent: 0,
+        queue: VecDeque::new(),
+        poll: tokio::time::interval(Duration::from_secs(1)),
+        ended: false,
+    };
+    let stream = futures::stream::unfold(follower, |mut follower| async move {
+        follower.next().await.map(|event| (Ok(event), follower))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// One subscriber of the live stream. It never slows the writer: committed batches come on a
+/// broadcast channel that drops what a slow reader has not taken, and whatever it missed (or
+/// another process appended) it reads from the log.
+struct Follower {
+    state: AppState,
+    feed: tokio::sync::broadcast::Receiver<std::sync::Arc<[RawEvent]>>,
+    checkpoints: tokio::sync::watch::Receiver<Option<StoredCheckpoint>>,
+    /// The last position sent.
+    sent: i64,
+    /// The log's head as last seen (`i64::MAX`: not yet known, so read).
+    known_head: i64,
+    checkpoint_sent: u64,
+    queue: VecDeque<Event>,
+    poll: tokio::time::Interval,
+    ended: bool,
+}
+
+impl Follower {
+    fn push_event(&mut self, event: &RawEvent) {
+        if event.position != self.sent + 1 {
+            return;
+        }
+        if let Ok(data) = serde_json::to_string(event) {
+            self.queue.push_back(
+                Event::default()
+                    .id(event.position.to_string())
+                    .event("ledger_event")
+                    .data(data),
+            );
+            self.sent = event.position;
+        }
+    }
+
+    fn push_checkpoint(&mut self, checkpoint: &StoredCheckpoint) {
+        if checkpoint.tree_size <= self.checkpoint_sent {
+            return;
+        }
+        let data = serde_json::json!({
+            "tree_size": checkpoint.tree_size,
+            "checkpoint": checkpoint.note,
+        });
+        self.queue
+            .push_back(Event::default().event("checkpoint").data(data.to_string()));
+        self.checkpoint_sent = checkpoint.tree_size;
+    }
+
+    /// The next message, or `None` when the stream must end (it then ends with a final one).
+    async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Some(event);
+            }
+            if self.known_head > self.sent {
+                let store = self.state.ledger.store();
+                match store.read_raw_page(self.sent, 500).await {
+                    Ok(page) if page.is_empty() => self.known_head = self.sent,
+                    Ok(page) => page.iter().for_each(|e| self.push_event(e)),
+                    Err(error) => {
+                        tracing::warn!(%error, "the audit stream cannot read the log");
+                        return self.last_words(
+                            "the log cannot be read now; reconnect with Last-Event-ID",
+                        );
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                batch = self.feed.recv() => match batch {
+                    Ok(batch) => {
+                        if batch.first().is_some_and(|e| e.position == self.sent + 1) {
+                            batch.iter().for_each(|e| self.push_event(e));
+                        } else if batch.last().is_some_and(|e| e.position > self.sent) {
+                            self.known_head = batch.last().map_or(self.sent, |e| e.position);
+                        }
+                    }
+                    // Fell behind: what was dropped is in the log.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        self.known_head = i64::MAX;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return self.last_words("the server is shutting down; reconnect with Last-Event-ID");
+                    }
+                },
+                changed = self.checkpoints.changed() => {
+                    if changed.is_err() {
+                        return self.last_words("the server is shutting down; reconnect with Last-Event-ID");
+                    }
+                    let latest = self.checkpoints.borrow_and_update().clone();
+                    if let Some(checkpoint) = latest {
+                        self.push_checkpoint(&checkpoint);
+                    }
+                }
+                // Another process may have appended, or signed: look.
+                _ = self.poll.tick() => {
+                    self.known_head = i64::MAX;
+                    if let Ok(mut conn) = self.state.ledger.store().database().pool().acquire().await {
+                        if let Ok(Some(checkpoint)) = checkpoints::latest(&mut conn).await {
+                            self.push_checkpoint(&checkpoint);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A final message before the stream ends.
+    fn last_words(&mut self, message: &str) -> Option<Event> {
+        self.ended = true;
+        let data = serde_json::json!({ "message": message, "last_event_id": self.sent });
+        Some(Event::default().event("error").data(data.to_string()))
+    }
+}
