@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct Phase {
+pub(crate) struct Phase {
     pub name: String,
     pub rate: f64,
     pub p50_ms: f64,
@@ -35,6 +35,8 @@ pub struct Load {
     pub population: usize,
     /// The writer's memory between batches.
     pub memory: bool,
+    /// Whether the server signs checkpoints every second while the log grows (off: one a year).
+    pub checkpoints: bool,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -44,7 +46,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 /// Runs one phase: `per_worker` requests for each of `workers`, made by `request(worker, n)`;
 /// returns its figures and each request's answer.
-async fn phase<F, Fut>(
+pub(crate) async fn phase<F, Fut>(
     name: &str,
     workers: usize,
     per_worker: usize,
@@ -134,14 +136,14 @@ impl Target {
 }
 
 /// Picks distinct pseudo-random indexes below `n` (a fixed permutation step, no RNG state).
-fn scattered(n: usize, i: usize) -> usize {
+pub(crate) fn scattered(n: usize, i: usize) -> usize {
     // 7919 is prime and does not divide any population used here, so i ↦ i·7919 mod n is a
     // permutation of 0..n when gcd(7919, n) = 1.
     (i.wrapping_mul(7919) + 13) % n
 }
 
 /// A fresh signing key for the bench's server.
-fn signing_key() -> secrecy::SecretString {
+pub(crate) fn signing_key() -> secrecy::SecretString {
     let (private, _) = mcp_manager::signing::generate(mcp_tlog::DEFAULT_ORIGIN)
         .expect("the default origin is a valid key name");
     private.to_string().into()
@@ -152,6 +154,12 @@ pub async fn run(url: &str, load: Load) -> anyhow::Result<Vec<Phase>> {
     settings.encryption_key = Some(EncryptionKey::generate_base64().into());
     settings.log_signing_key = Some(signing_key());
     settings.writer_memory = load.memory;
+    settings.checkpoint_interval = if load.checkpoints {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(365 * 24 * 3600)
+    };
+
     let app = Application::build(settings, Arc::new(SystemClock), "127.0.0.1:0".parse()?).await?;
     let base = format!("http://{}/api/mcp/credentials/lease", app.local_addr());
     let ledger = app.ledger().clone();

@@ -10,6 +10,7 @@
 //! It never touches `DATABASE_URL`: SQLite runs in a temporary directory, PostgreSQL in a fresh
 //! database created (and dropped) on `--postgres-url`.
 
+mod audit;
 mod http;
 
 use anyhow::Context;
@@ -73,6 +74,16 @@ pub struct BenchArgs {
     /// (0 skips it).
     #[arg(long, default_value_t = 20_000)]
     pub flood: usize,
+    /// Checkpoints signed every second (on) or not during the HTTP runs (off), one measurement
+    /// each.
+    #[arg(long, value_delimiter = ',', default_value = "on")]
+    pub checkpoints: Vec<String>,
+    /// Proof requests of each kind through HTTP on a log of `--events` events (0 skips them).
+    #[arg(long, default_value_t = 20_000)]
+    pub proofs: usize,
+    /// Concurrent HTTP connections asking for proofs.
+    #[arg(long, default_value_t = 8)]
+    pub proof_connections: usize,
 }
 
 /// A database that exists for one measurement.
@@ -163,7 +174,11 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
             db.remove().await?;
         }
-        for memory in &args.memory {
+        let runs = args
+            .memory
+            .iter()
+            .flat_map(|m| args.checkpoints.iter().map(move |c| (m, c)));
+        for (memory, checkpoints) in runs {
             if args.http_requests == 0 {
                 break;
             }
@@ -171,22 +186,28 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 requests: args.http_requests,
                 connections: args.connections,
                 population: args.population,
-                memory: match memory.as_str() {
-                    "on" => true,
-                    "off" => false,
-                    other => anyhow::bail!("--memory takes on and off, not {other:?}"),
-                },
+                memory: on_off("--memory", memory)?,
+                checkpoints: on_off("--checkpoints", checkpoints)?,
             };
             let db = Throwaway::new(backend, &args.postgres_url).await?;
             for phase in http::run(&db.url, load).await? {
-                println!(
-                    "{:<10} {:<44} {:>10.0} /s   p50 {:.2} ms  p99 {:.2} ms",
-                    backend.name(),
-                    format!("http {} (memory {memory})", phase.name),
-                    phase.rate,
-                    phase.p50_ms,
-                    phase.p99_ms
+                print_phase(
+                    backend,
+                    &format!(
+                        "http {} (memory {memory}, checkpoints {checkpoints})",
+                        phase.name
+                    ),
+                    &phase,
                 );
+            }
+            db.remove().await?;
+        }
+        if args.proofs > 0 && args.events > 0 {
+            let db = Throwaway::new(backend, &args.postgres_url).await?;
+            let phases =
+                audit::proofs(&db.url, args.events, args.proofs, args.proof_connections).await?;
+            for phase in phases {
+                print_phase(backend, &format!("http {}", phase.name), &phase);
             }
             db.remove().await?;
         }
@@ -255,6 +276,25 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn on_off(flag: &str, value: &str) -> anyhow::Result<bool> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => anyhow::bail!("{flag} takes on and off, not {other:?}"),
+    }
+}
+
+fn print_phase(backend: Backend, name: &str, phase: &http::Phase) {
+    println!(
+        "{:<10} {:<44} {:>10.0} /s   p50 {:.2} ms  p99 {:.2} ms",
+        backend.name(),
+        name,
+        phase.rate,
+        phase.p50_ms,
+        phase.p99_ms
+    );
 }
 
 fn meta() -> Metadata {

@@ -139,7 +139,10 @@ async fn checkpoints_and_proofs_verify_with_the_vkey(backend: Backend) {
         }
         let (status, proof) = app
             .get(
-                &format!("/api/audit/proof/inclusion?position={position}"),
+                &format!(
+                    "/api/audit/proof/inclusion?position={position}&tree_size={}",
+                    first.size
+                ),
                 &audit,
             )
             .await;
