@@ -124,7 +124,9 @@ impl Application {
             self.ledger.clone(),
             self.settings.flood_policy(),
             self.log.clone(),
+            crate::http::account::Accounts::from_settings(&self.settings),
         );
+
         let flood = state.flood.clone();
         let recorder = tokio::spawn(flood.clone().run());
         let (stop, stopped) = tokio::sync::watch::channel(());

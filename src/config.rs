@@ -237,6 +237,78 @@ pub struct Settings {
     /// Default: the open-file limit less 128, at most 4096.
     #[arg(long, env = "MCP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: Option<u32>,
+
+    /// Seconds a signed-in session lasts without activity.
+    #[arg(
+        long = "session-idle-timeout",
+        env = "MCP_SESSION_IDLE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 7_200,
+        value_parser = positive,
+        allow_negative_numbers = true,
+        global = true,
+        help_heading = "Accounts"
+    )]
+    pub session_idle_timeout: i64,
+
+    /// Seconds a signed-in session lasts at most, whatever the activity.
+    #[arg(
+        long = "session-lifetime",
+        env = "MCP_SESSION_LIFETIME",
+        value_name = "SECONDS",
+        default_value_t = 43_200,
+        value_parser = positive,
+        allow_negative_numbers = true,
+        global = true,
+        help_heading = "Accounts"
+    )]
+    pub session_lifetime: i64,
+
+    /// Mark the session cookie `Secure` (sent over HTTPS only): set it when a TLS proxy serves
+    /// the console.
+    #[arg(
+        long = "secure-cookies",
+        env = "MCP_SECURE_COOKIES",
+        global = true,
+        help_heading = "Accounts"
+    )]
+    pub secure_cookies: bool,
+
+    /// Failed sign-ins per account (e-mail) within the window before sign-ins to it get 429.
+    #[arg(
+        long,
+        env = "MCP_SIGN_IN_FAILURES_PER_ACCOUNT",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true,
+        help_heading = "Accounts"
+    )]
+    pub sign_in_failures_per_account: u32,
+
+    /// Failed sign-ins per client address within the window before its sign-ins get 429.
+    #[arg(
+        long,
+        env = "MCP_SIGN_IN_FAILURES_PER_ADDRESS",
+        value_name = "N",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true,
+        help_heading = "Accounts"
+    )]
+    pub sign_in_failures_per_address: u32,
+
+    /// Seconds over which failed sign-ins are counted.
+    #[arg(
+        long,
+        env = "MCP_SIGN_IN_WINDOW",
+        value_name = "SECONDS",
+        default_value = "900",
+        value_parser = parse_seconds,
+        global = true,
+        help_heading = "Accounts"
+    )]
+    pub sign_in_window: Duration,
 }
 
 /// The log line format (`--log-format`, `MCP_LOG_FORMAT`).
@@ -341,6 +413,20 @@ impl Settings {
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: None,
+            session_idle_timeout: 7_200,
+            session_lifetime: 43_200,
+            secure_cookies: false,
+            sign_in_failures_per_account: 5,
+            sign_in_failures_per_address: 20,
+            sign_in_window: Duration::from_secs(900),
+        }
+    }
+
+    pub fn sign_in_throttle(&self) -> crate::accounts::throttle::ThrottlePolicy {
+        crate::accounts::throttle::ThrottlePolicy {
+            per_account: self.sign_in_failures_per_account as usize,
+            per_address: self.sign_in_failures_per_address as usize,
+            window: self.sign_in_window,
         }
     }
 

@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line; everything it runs lives here so tests can start the
 //! real server (`app::Application`) on port 0 against a fresh database.
 
+pub mod accounts;
 pub mod app;
 pub mod checkpointer;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! Development data (CONTRACT.md "Development data"), created through real commands so the log
 //! holds every event. Idempotent: a second run only issues fresh tokens.
 
+use crate::commands::accounts::SetPassword;
 use crate::commands::directory::*;
 use crate::commands::integrations::AddIntegration;
 use crate::commands::mcp::{Answer, Caller, CreateLease, McpRequest, RenewLease};
@@ -14,6 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
 pub const TEST_USER_EMAIL: &str = "test@mcp-manager.local";
+/// The test user's web-console password, as the guide gives it (development data only).
+pub const TEST_USER_PASSWORD: &str = "password";
 pub const SERVER_USER_EMAIL: &str = "mcp-server@system.local";
 
 /// The tokens a seed run issued; printed once, never logged.
@@ -102,6 +105,17 @@ async fn create_data(ledger: &Ledger) -> Result<(i64, i64), CommandError> {
     };
     let test_user = ledger.submit(user(TEST_USER_EMAIL, "Test User")).await?;
     let server_user = ledger.submit(user(SERVER_USER_EMAIL, "MCP Server")).await?;
+    // The guide's development password, for the web console.
+    let phc = crate::accounts::password::hash(TEST_USER_PASSWORD.to_owned().into())
+        .await
+        .map_err(|why| CommandError::Internal(why.to_string()))?;
+    ledger
+        .submit(SetPassword {
+            user_id: test_user,
+            phc,
+            metadata: meta(),
+        })
+        .await?;
 
     let dev_team = ledger
         .submit(CreateOrganization {

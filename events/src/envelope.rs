@@ -28,6 +28,17 @@ impl StreamId {
     pub fn lease(id: &str) -> Self {
         Self::new("lease", id)
     }
+    /// One signed-in session, named by the hash of its cookie.
+    pub fn session(session_hash: &str) -> Self {
+        Self::new("session", session_hash)
+    }
+    /// Refused sign-ins: one stream per user, and one for e-mails that belong to nobody.
+    pub fn sign_in(user_id: Option<i64>) -> Self {
+        match user_id {
+            Some(id) => Self::new("sign-in", id),
+            None => Self("sign-in-unknown".to_owned()),
+        }
+    }
     /// Refused authentications whose token nobody owns land here.
     pub fn anonymous_auth() -> Self {
         Self("auth-anonymous".to_owned())

@@ -293,6 +293,36 @@ pub enum DomainEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         repeated: Option<Repeated>,
     },
+    /// A user's password was set or changed. The Argon2id hash lives beside the log (like
+    /// credentials), never in it.
+    UserPasswordSet {
+        user_id: i64,
+    },
+    /// A person signed in. `session_hash` is the hex SHA-256 of the session cookie's value (the
+    /// cookie itself is never recorded); `expires_at` is the session's absolute end.
+    AccountSessionStarted {
+        session_hash: String,
+        user_id: i64,
+        expires_at: Timestamp,
+    },
+    /// A signed-in person was active again (recorded at most every few minutes per session), so
+    /// the idle timeout counts from here.
+    AccountSessionRefreshed {
+        session_hash: String,
+        user_id: i64,
+    },
+    /// A person signed out (or their session was ended for them).
+    AccountSessionEnded {
+        session_hash: String,
+        user_id: i64,
+        reason: String,
+    },
+    /// A refused sign-in. `user_id` is set when the e-mail belongs to a user; the e-mail and the
+    /// password tried are never recorded.
+    AccountSignInFailed {
+        user_id: Option<i64>,
+        reason: String,
+    },
     LeaseCreated {
         lease_id: String,
         user_id: i64,
@@ -348,6 +378,11 @@ pub const EVENT_TYPES: &[&str] = &[
     "token_revoked",
     "mcp_auth_success",
     "mcp_auth_failed",
+    "user_password_set",
+    "account_session_started",
+    "account_session_refreshed",
+    "account_session_ended",
+    "account_sign_in_failed",
     "lease_created",
     "lease_renewed",
     "lease_revoked",
@@ -399,6 +434,11 @@ impl DomainEvent {
             Self::TokenRevoked { .. } => "token_revoked",
             Self::McpAuthSucceeded { .. } => "mcp_auth_success",
             Self::McpAuthFailed { .. } => "mcp_auth_failed",
+            Self::UserPasswordSet { .. } => "user_password_set",
+            Self::AccountSessionStarted { .. } => "account_session_started",
+            Self::AccountSessionRefreshed { .. } => "account_session_refreshed",
+            Self::AccountSessionEnded { .. } => "account_session_ended",
+            Self::AccountSignInFailed { .. } => "account_sign_in_failed",
             Self::LeaseCreated { .. } => "lease_created",
             Self::LeaseRenewed { .. } => "lease_renewed",
             Self::LeaseRevoked { .. } => "lease_revoked",
@@ -457,11 +497,18 @@ impl DomainEvent {
             | Self::TokenIssued { user_id, .. }
             | Self::TokenRevoked { user_id, .. }
             | Self::McpAuthSucceeded { user_id, .. }
+            | Self::UserPasswordSet { user_id }
+            | Self::AccountSessionStarted { user_id, .. }
+            | Self::AccountSessionRefreshed { user_id, .. }
+            | Self::AccountSessionEnded { user_id, .. }
             | Self::LeaseCreated { user_id, .. }
             | Self::LeaseRenewed { user_id, .. }
             | Self::LeaseRevoked { user_id, .. }
             | Self::LeaseExpired { user_id, .. } => Some(*user_id),
-            Self::McpAuthFailed { user_id, .. } => *user_id,
+            Self::McpAuthFailed { user_id, .. } | Self::AccountSignInFailed { user_id, .. } => {
+                *user_id
+            }
+
             _ => None,
         }
     }

@@ -187,6 +187,38 @@ pub async fn apply<S: Rows>(rows: &mut S, recorded: &RecordedEvent) -> Result<()
             .await?
         }
         DomainEvent::McpAuthFailed { token_id: None, .. } => {}
+        // The password lives beside the log; sign-in failures are audit records only.
+        DomainEvent::UserPasswordSet { .. } | DomainEvent::AccountSignInFailed { .. } => {}
+        DomainEvent::AccountSessionStarted {
+            session_hash,
+            user_id,
+            expires_at,
+        } => {
+            rows.put(SessionRow {
+                id: session_hash.clone(),
+                user_id: *user_id,
+                created_at: at,
+                last_seen_at: at,
+                expires_at: expires_at.as_micros(),
+                ended_at: None,
+                version,
+            })
+            .await?
+        }
+        DomainEvent::AccountSessionRefreshed { session_hash, .. } => {
+            rows.update::<SessionRow>(text(session_hash), |session| {
+                session.last_seen_at = at;
+                session.version = version;
+            })
+            .await?
+        }
+        DomainEvent::AccountSessionEnded { session_hash, .. } => {
+            rows.update::<SessionRow>(text(session_hash), |session| {
+                session.ended_at = Some(at);
+                session.version = version;
+            })
+            .await?
+        }
         DomainEvent::LeaseCreated {
             lease_id,
             user_id,
@@ -376,6 +408,37 @@ pub fn audit_record(recorded: &RecordedEvent) -> AuditRow {
             },
         ),
 
+        DomainEvent::UserPasswordSet { user_id } => ("User", user_id.to_string(), json!({})),
+        // A session is named in the audit by the first 12 hex digits of its hash: enough to tell
+        // sessions apart, useless to anyone holding the log.
+        DomainEvent::AccountSessionStarted {
+            session_hash,
+            expires_at,
+            ..
+        } => (
+            "Session",
+            session_hash.chars().take(12).collect(),
+            json!({ "expires_at": expires_at }),
+        ),
+        DomainEvent::AccountSessionRefreshed { session_hash, .. } => (
+            "Session",
+            session_hash.chars().take(12).collect(),
+            json!({}),
+        ),
+        DomainEvent::AccountSessionEnded {
+            session_hash,
+            reason,
+            ..
+        } => (
+            "Session",
+            session_hash.chars().take(12).collect(),
+            json!({ "reason": reason }),
+        ),
+        DomainEvent::AccountSignInFailed { user_id, reason } => (
+            "User",
+            user_id.map(|id| id.to_string()).unwrap_or_default(),
+            json!({ "reason": reason }),
+        ),
         DomainEvent::LeaseCreated {
             lease_id,
             server_id,

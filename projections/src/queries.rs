@@ -13,7 +13,8 @@ fn columns<R: TableRow>(alias: &str) -> String {
         .join(", ")
 }
 
-async fn by_key<R: TableRow>(
+/// One row by its one-column primary key.
+pub async fn by_key<R: TableRow>(
     conn: &mut AnyConnection,
     key: Cell,
 ) -> Result<Option<R>, sqlx::Error> {
@@ -319,6 +320,31 @@ pub async fn rows_where_in<R: TableRow>(
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for value in chunk {
             query = query.bind(value.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            rows.push(R::from_row(&row)?);
+        }
+    }
+    Ok(rows)
+}
+
+/// Rows whose integer `column` is one of `values` (in no particular order).
+pub async fn rows_where_int_in<R: TableRow>(
+    conn: &mut AnyConnection,
+    column: &str,
+    values: &[i64],
+) -> Result<Vec<R>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(values.len());
+    for chunk in values.chunks(1_000) {
+        let sql = format!(
+            "select {} from {} t where t.{column} in ({})",
+            columns::<R>("t"),
+            R::TABLE,
+            mcp_events::Backend::of(conn).placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in chunk {
+            query = query.bind(*value);
         }
         for row in query.fetch_all(&mut *conn).await? {
             rows.push(R::from_row(&row)?);

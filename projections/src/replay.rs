@@ -179,6 +179,7 @@ pub(crate) async fn rebuild_locked(
         IntegrationRow,
         TokenRow,
         LeaseRow,
+        SessionRow,
         AuditRow
     );
     write_checkpoints(tx.conn(), caught_up).await?;
@@ -230,6 +231,7 @@ async fn write_shadow(conn: &mut AnyConnection, mut rows: MemoryRows) -> Result<
     bulk_insert::<IntegrationRow>(&mut tx, SHADOW, rows.take::<IntegrationRow>()).await?;
     bulk_insert::<TokenRow>(&mut tx, SHADOW, rows.take::<TokenRow>()).await?;
     bulk_insert::<LeaseRow>(&mut tx, SHADOW, rows.take::<LeaseRow>()).await?;
+    bulk_insert::<SessionRow>(&mut tx, SHADOW, rows.take::<SessionRow>()).await?;
     bulk_insert::<AuditRow>(&mut tx, SHADOW, rows.take::<AuditRow>()).await?;
     tx.commit().await
 }
@@ -353,6 +355,7 @@ async fn first_difference(
         IntegrationRow,
         TokenRow,
         LeaseRow,
+        SessionRow,
         AuditRow
     );
     Ok(None)

@@ -248,6 +248,21 @@ table_row! {
 }
 
 table_row! {
+    /// A signed-in session, keyed by the hex SHA-256 of its cookie (the cookie is never stored).
+    SessionRow in "account_sessions", key 1, index "user" => "user_id" {
+        id: String => "text not null",
+        user_id: i64 => "bigint not null",
+        created_at: i64 => "bigint not null",
+        /// The last recorded activity; the idle timeout counts from here.
+        last_seen_at: i64 => "bigint not null",
+        /// The absolute end, whatever the activity.
+        expires_at: i64 => "bigint not null",
+        ended_at: Option<i64> => "bigint",
+        version: i64 => "bigint not null",
+    }
+}
+
+table_row! {
     /// One audit record (the original's `user_activity_logs`), keyed by the event's position.
     AuditRow in "audit_log", key 1, index "user" => "user_id", "action" => "action" {
         position: i64 => "bigint not null",
@@ -272,6 +287,17 @@ table_row! {
         key_id: String => "text not null",
         nonce: Vec<u8> => "blob not null",
         ciphertext: Vec<u8> => "blob not null",
+    }
+}
+
+table_row! {
+    /// A user's password as an Argon2id hash (PHC string). Not a projection: the log records only
+    /// that a password was set, so replay never touches this table; it is written in the same
+    /// transaction as that event.
+    PasswordRow in "user_passwords", key 1 {
+        user_id: i64 => "bigint not null",
+        phc: String => "text not null",
+        set_at: i64 => "bigint not null",
     }
 }
 

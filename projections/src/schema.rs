@@ -6,8 +6,13 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 /// Each projection with the version of its code; bump a version when its fold or tables change
 /// and the next start-up rebuilds it from the log.
-pub const PROJECTIONS: &[(&str, i64)] =
-    &[("directory", 1), ("tokens", 2), ("leases", 2), ("audit", 1)];
+pub const PROJECTIONS: &[(&str, i64)] = &[
+    ("directory", 1),
+    ("tokens", 2),
+    ("leases", 2),
+    ("sessions", 1),
+    ("audit", 1),
+];
 
 /// Every projection table's DDL under `prefix`.
 pub fn all_ddl(prefix: &str, kind: TableKind) -> Vec<String> {
@@ -18,6 +23,7 @@ pub fn all_ddl(prefix: &str, kind: TableKind) -> Vec<String> {
         ddl::<IntegrationRow>(prefix, kind),
         ddl::<TokenRow>(prefix, kind),
         ddl::<LeaseRow>(prefix, kind),
+        ddl::<SessionRow>(prefix, kind),
         ddl::<AuditRow>(prefix, kind),
     ]
     .concat()
@@ -30,6 +36,7 @@ pub const TABLES: &[&str] = &[
     IntegrationRow::TABLE,
     TokenRow::TABLE,
     LeaseRow::TABLE,
+    SessionRow::TABLE,
     AuditRow::TABLE,
 ];
 
@@ -135,6 +142,7 @@ async fn create_live_tables(conn: &mut AnyConnection) -> Result<(), sqlx::Error>
     create::<IntegrationRow>(conn).await?;
     create::<TokenRow>(conn).await?;
     create::<LeaseRow>(conn).await?;
+    create::<SessionRow>(conn).await?;
     create::<AuditRow>(conn).await
 }
 

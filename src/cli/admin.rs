@@ -8,6 +8,7 @@ use super::args::{
 };
 use super::refusal::Failure;
 use super::{credentials, print};
+use crate::commands::accounts::SetPassword;
 use crate::commands::directory::*;
 use crate::commands::integrations::*;
 use crate::commands::leases::RevokeLeases;
@@ -71,7 +72,16 @@ pub async fn run(
             let report = mcp_projections::rebuild(ledger.store(), progress).await?;
             print(json!({ "rebuilt": true, "events": report.events }));
         }
-        CliCommand::User(UserCommand::Add { email, name }) => {
+        CliCommand::User(UserCommand::Add {
+            email,
+            name,
+            password_stdin,
+        }) => {
+            // The password is read and checked first, so a bad one registers nobody.
+            let phc = match password_stdin {
+                true => Some(hash_password(read_password()?).await?),
+                false => None,
+            };
             let id = ledger
                 .submit(RegisterUser {
                     email,
@@ -79,8 +89,29 @@ pub async fn run(
                     metadata: metadata(),
                 })
                 .await?;
+            if let Some(phc) = phc {
+                ledger
+                    .submit(SetPassword {
+                        user_id: id,
+                        phc,
+                        metadata: metadata(),
+                    })
+                    .await?;
+            }
             print(json!({ "id": id }));
         }
+        CliCommand::User(UserCommand::SetPassword { id, .. }) => {
+            let phc = hash_password(read_password()?).await?;
+            ledger
+                .submit(SetPassword {
+                    user_id: id,
+                    phc,
+                    metadata: metadata(),
+                })
+                .await?;
+            print(json!({ "id": id, "password_set": true }));
+        }
+
         CliCommand::User(UserCommand::Disable { id }) => {
             ledger
                 .submit(DisableUser {
@@ -271,4 +302,22 @@ async fn revoke_leases(
     }
     print(json!({ "revoked": revoked.len(), "lease_ids": revoked }));
     Ok(())
+}
+
+/// One line of standard input: the password (its line ending is not part of it).
+fn read_password() -> Result<secrecy::SecretString, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Failure::usage(format!("cannot read --password-stdin: {e}")))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    crate::accounts::password::check(&password)
+        .map_err(|why| Failure::usage(format!("--password-stdin: {why}")))?;
+    Ok(password.into())
+}
+
+async fn hash_password(password: secrecy::SecretString) -> Result<String, Failure> {
+    crate::accounts::password::hash(password)
+        .await
+        .map_err(|why| Failure::usage(format!("--password-stdin: {why}")))
 }

@@ -92,6 +92,20 @@ pub enum UserCommand {
         /// Display name.
         #[arg(long)]
         name: String,
+        /// Read the user's web-console password from standard input (one line; at least 8
+        /// characters). Without it the user cannot sign in until `user set-password`.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's web-console password, read from standard input (one line; at least 8
+    /// characters). Only an Argon2id hash is kept; the log records that it changed.
+    SetPassword {
+        /// The user's id.
+        #[arg(long, value_name = "ID", value_parser = positive, allow_negative_numbers = true)]
+        id: i64,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
     /// Disable a user: their tokens stop working.
     Disable {

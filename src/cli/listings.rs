@@ -11,10 +11,9 @@ use super::print;
 use super::refusal::Failure;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::domain::lease::Lease;
+use crate::http::views::{lease_json, token_json};
 use mcp_events::{EventStore, Timestamp, VerifyOutcome};
 use mcp_projections::queries::{self, LeaseFilter, LeaseState};
-use mcp_projections::rows::LeaseRow;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -207,53 +206,7 @@ async fn tokens(conn: &mut Conn, user: i64, now: Timestamp) -> Result<Value, Fai
         return Err(crate::domain::DomainError::UserNotFound(user).into());
     }
     let tokens = queries::tokens_of_user(conn, user).await?;
-    Ok(tokens
-        .into_iter()
-        .map(|t| {
-            let expired = t.expires_at.is_some_and(|at| now.as_micros() >= at);
-            let status = if t.revoked {
-                "revoked"
-            } else if expired {
-                "expired"
-            } else {
-                "active"
-            };
-            json!({
-                "id": t.id,
-                "name": t.name,
-                "scope": t.scope,
-                "status": status,
-                "expires_at": t.expires_at.map(Timestamp::from_micros),
-                "max_uses": t.max_uses,
-                "usage_count": t.usage_count,
-                "last_used_at": t.last_used_at.map(Timestamp::from_micros),
-                "created_at": Timestamp::from_micros(t.created_at),
-            })
-        })
-        .collect())
-}
-
-/// A lease as an operator sees it: who, which token, which server, when; never credentials.
-fn lease_json(lease: &LeaseRow, now: Timestamp) -> Value {
-    let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
-    json!({
-        "lease_id": lease.id,
-        "user_id": lease.user_id,
-        "token_id": lease.token_id,
-        "server_id": lease.server_id,
-        "status": Lease::from_row(lease).status(now).as_str(),
-        "services": parse(&lease.services),
-        "missing_services": parse(&lease.missing_services),
-        "credential_scope": lease.credential_scope,
-        "renewable": lease.renewable,
-        "renewal_count": lease.renewal_count,
-        "max_renewals": lease.max_renewals,
-        "created_at": Timestamp::from_micros(lease.created_at),
-        "expires_at": Timestamp::from_micros(lease.expires_at),
-        "last_renewed_at": lease.last_renewed_at.map(Timestamp::from_micros),
-        "revoked_at": lease.revoked_at.map(Timestamp::from_micros),
-        "revoke_reason": lease.revoke_reason,
-    })
+    Ok(tokens.iter().map(|t| token_json(t, now)).collect())
 }
 
 async fn audit(

@@ -116,6 +116,22 @@ impl Command for SetIntegrationStatus {
     }
 }
 
+/// Removes an integration: leases stop resolving to it; its events and sealed versions stay.
+pub struct RemoveIntegration {
+    pub integration_id: i64,
+    pub metadata: Metadata,
+}
+
+impl Command for RemoveIntegration {
+    type Output = ();
+
+    async fn execute(&self, ctx: &mut Ctx) -> Result<(), CommandError> {
+        let command = IntegrationCommand::Remove;
+        on_existing(ctx, self.integration_id, &self.metadata, command).await?;
+        Ok(())
+    }
+}
+
 /// Runs a command on an integration that must exist; returns its state before the command.
 async fn on_existing(
     ctx: &mut Ctx,

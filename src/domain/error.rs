@@ -43,6 +43,16 @@ pub enum DomainError {
     MaxRenewalsReached,
     #[error("No credentials available for requested services")]
     NoCredentials { missing_services: Vec<String> },
+    /// An account route's object that does not exist or is not the caller's: the same answer
+    /// for both, so the route never confirms another user's ids.
+    #[error("Not found")]
+    NotYours,
+    /// A member of an organization asking for what only its owners (or admins) may do.
+    #[error("This action is unauthorized.")]
+    NotPermitted,
+    /// A session that ended (signed out) or never was.
+    #[error("Unauthenticated")]
+    SessionEnded,
     #[error("{0}")]
     Invalid(String),
 }

@@ -3,6 +3,7 @@
 //! operator's routes (health, readiness, metrics), the flood guard on refused authentication
 //! (`flood.rs`), and the server loop with its connection limits (`server.rs`).
 
+pub mod account;
 pub mod audit;
 pub mod error;
 pub mod expirer;
@@ -34,12 +35,23 @@ pub struct AppState {
     pub ledger: Ledger,
     pub flood: Arc<FloodGuard>,
     pub log: Arc<SignedLog>,
+    pub accounts: Arc<account::Accounts>,
 }
 
 impl AppState {
-    pub fn new(ledger: Ledger, flood: FloodPolicy, log: Arc<SignedLog>) -> Self {
+    pub fn new(
+        ledger: Ledger,
+        flood: FloodPolicy,
+        log: Arc<SignedLog>,
+        accounts: account::Accounts,
+    ) -> Self {
         let flood = Arc::new(FloodGuard::new(flood, ledger.clone()));
-        Self { ledger, flood, log }
+        Self {
+            ledger,
+            flood,
+            log,
+            accounts: Arc::new(accounts),
+        }
     }
 }
 
@@ -70,6 +82,7 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
             state.flood.clone(),
             flood::guard,
         ))
+        .merge(account::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if with_metrics {

@@ -19,10 +19,10 @@ use tracing::Instrument;
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
-const USER_AGENT_LIMIT: usize = 512;
+pub(crate) const USER_AGENT_LIMIT: usize = 512;
 
 #[derive(Clone)]
-struct RequestId(String);
+pub(crate) struct RequestId(pub(crate) String);
 
 /// The client's `x-request-id` if it is a sensible id (1 to 64 of `A-Z a-z 0-9 . _ -`), so a
 /// request can be followed across a proxy and this server; anything else is replaced.

@@ -1,10 +1,11 @@
-//! The JSON bodies of the MCP API's answers, as the guide and the contract shape them, built
-//! from what the commands return.
+//! The JSON bodies of the API's answers, as the guide and the contract shape them, built from
+//! what the commands return; and the listings' views of tokens and leases (the CLI's and the
+//! account API's), which never hold a token or a credential.
 
 use crate::commands::mcp::{GrantedLease, LeaseSnapshot, Profile, Renewal, Revocation};
 use mcp_events::{ResolvedService, Timestamp};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -168,4 +169,50 @@ impl From<Revocation> for RevokedLeaseView {
             revoked_at: revocation.revoked_at,
         }
     }
+}
+
+/// A token as its owner and the operator see it: usage and status; never the token.
+pub fn token_json(t: &mcp_projections::rows::TokenRow, now: Timestamp) -> Value {
+    let expired = t.expires_at.is_some_and(|at| now.as_micros() >= at);
+    let status = if t.revoked {
+        "revoked"
+    } else if expired {
+        "expired"
+    } else {
+        "active"
+    };
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "scope": t.scope,
+        "status": status,
+        "expires_at": t.expires_at.map(Timestamp::from_micros),
+        "max_uses": t.max_uses,
+        "usage_count": t.usage_count,
+        "last_used_at": t.last_used_at.map(Timestamp::from_micros),
+        "created_at": Timestamp::from_micros(t.created_at),
+    })
+}
+
+/// A lease as an operator sees it: who, which token, which server, when; never credentials.
+pub fn lease_json(lease: &mcp_projections::rows::LeaseRow, now: Timestamp) -> Value {
+    let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+    json!({
+        "lease_id": lease.id,
+        "user_id": lease.user_id,
+        "token_id": lease.token_id,
+        "server_id": lease.server_id,
+        "status": crate::domain::lease::Lease::from_row(lease).status(now).as_str(),
+        "services": parse(&lease.services),
+        "missing_services": parse(&lease.missing_services),
+        "credential_scope": lease.credential_scope,
+        "renewable": lease.renewable,
+        "renewal_count": lease.renewal_count,
+        "max_renewals": lease.max_renewals,
+        "created_at": Timestamp::from_micros(lease.created_at),
+        "expires_at": Timestamp::from_micros(lease.expires_at),
+        "last_renewed_at": lease.last_renewed_at.map(Timestamp::from_micros),
+        "revoked_at": lease.revoked_at.map(Timestamp::from_micros),
+        "revoke_reason": lease.revoke_reason,
+    })
 }

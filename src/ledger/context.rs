@@ -100,9 +100,22 @@ impl Ctx {
         self.unit.put(row);
     }
 
+    /// Stores a user's password hash with the batch (it never enters the log).
+    pub fn put_password(&mut self, row: mcp_projections::rows::PasswordRow) {
+        self.unit.put(row);
+    }
+
     /// A projection row by its one-column primary key.
     pub async fn row<R: TableRow>(&mut self, key: Cell) -> Result<Option<R>, StoreError> {
         self.unit.get::<R>(vec![key]).await
+    }
+
+    /// A projection row by its full primary key.
+    pub async fn row_by_key<R: TableRow>(
+        &mut self,
+        key: Vec<Cell>,
+    ) -> Result<Option<R>, StoreError> {
+        self.unit.get::<R>(key).await
     }
 
     pub async fn user(&mut self, user_id: i64) -> Result<Option<UserRow>, StoreError> {

@@ -492,6 +492,8 @@ async fn write_table(
         IntegrationRow::TABLE => write::<IntegrationRow>(conn, upserts, deletes).await,
         TokenRow::TABLE => write::<TokenRow>(conn, upserts, deletes).await,
         LeaseRow::TABLE => write::<LeaseRow>(conn, upserts, deletes).await,
+        SessionRow::TABLE => write::<SessionRow>(conn, upserts, deletes).await,
+        PasswordRow::TABLE => write::<PasswordRow>(conn, upserts, deletes).await,
         SecretRow::TABLE => write_secrets(conn, upserts).await,
         other => unreachable!("no row type is stored in table {other}"),
     }

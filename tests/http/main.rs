@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API: the real server on port 0, a fresh database per test, on
 //! SQLite and PostgreSQL. Arrange with commands, act and assert over HTTP.
 
+mod account;
 mod audit;
 mod authentication;
 mod bodies;

@@ -1,0 +1,189 @@
+//! A person's own integrations: listed without their secrets (a version, a status and a
+//! fingerprint of the sealed secret instead), added, rotated, switched on and off, removed.
+
+use super::session::Body;
+use super::{AccountError, AppState, SignedIn};
+use crate::commands::accounts::{AsUser, Grant};
+use crate::commands::integrations::{
+    AddIntegration, RemoveIntegration, RotateIntegration, SetIntegrationStatus,
+};
+use crate::validate::ServiceName;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mcp_events::{IntegrationOwner, IntegrationStatus, Timestamp};
+use mcp_projections::queries;
+use mcp_projections::rows::{IntegrationRow, SecretRow};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// An integration as its owner sees it. The fingerprint is the first 8 bytes of SHA-256 over
+/// the current version's nonce and ciphertext: it changes whenever the secret (or the key that
+/// seals it) changes, and says nothing about the secret itself.
+pub(super) async fn integration_json(
+    conn: &mut sqlx::AnyConnection,
+    row: &IntegrationRow,
+) -> Result<Value, AccountError> {
+    let secrets =
+        queries::rows_where_int_in::<SecretRow>(conn, "integration_id", &[row.id]).await?;
+    let fingerprint = secrets
+        .iter()
+        .find(|s| s.version == row.secret_version)
+        .map(|s| {
+            let mut digest = Sha256::new();
+            digest.update(&s.nonce);
+            digest.update(&s.ciphertext);
+            hex::encode(&digest.finalize()[..8])
+        });
+    Ok(json!({
+        "id": row.id,
+        "service": row.service,
+        "status": row.status,
+        "secret_version": row.secret_version,
+        "fingerprint": fingerprint,
+        "shared_with": row.shared_with,
+        "created_at": Timestamp::from_micros(row.created_at),
+        "updated_at": Timestamp::from_micros(row.updated_at),
+    }))
+}
+
+pub(super) fn service(body: &Body) -> Result<ServiceName, AccountError> {
+    ServiceName::parse(&body.text("service")?).map_err(|why| AccountError::field("service", why))
+}
+
+pub(super) fn status(body: &Body) -> Result<IntegrationStatus, AccountError> {
+    IntegrationStatus::parse(&body.text("status")?).ok_or_else(|| {
+        AccountError::field(
+            "status",
+            "The status must be one of active, inactive, expired, error.",
+        )
+    })
+}
+
+/// One integration by id, if it exists (removed ones do not).
+pub(super) async fn integration(
+    state: &AppState,
+    id: i64,
+) -> Result<Option<IntegrationRow>, AccountError> {
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    let row: Option<IntegrationRow> =
+        queries::by_key(&mut conn, mcp_projections::rows::Cell::Int(Some(id))).await?;
+    Ok(row.filter(|row| row.status != "removed"))
+}
+
+/// `GET /api/account/integrations`.
+pub async fn list(State(state): State<AppState>, who: SignedIn) -> Result<Response, AccountError> {
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    let rows = queries::integrations_of_user(&mut conn, who.user_id()).await?;
+    let mut list = Vec::new();
+    for row in rows.iter().filter(|r| r.status != "removed") {
+        list.push(integration_json(&mut conn, row).await?);
+    }
+    Ok(Json(list).into_response())
+}
+
+/// `POST /api/account/integrations {service, credentials}`.
+pub async fn add(
+    State(state): State<AppState>,
+    who: SignedIn,
+    body: Body,
+) -> Result<Response, AccountError> {
+    let (service, credentials) = (service(&body)?, body.credentials()?);
+    let id = state
+        .ledger
+        .submit(AddIntegration {
+            service,
+            owner: IntegrationOwner::User {
+                user_id: who.user_id(),
+            },
+            status: IntegrationStatus::Active,
+            credentials,
+            metadata: who.metadata.clone(),
+        })
+        .await?;
+    created(&state, id).await
+}
+
+pub(super) async fn created(state: &AppState, id: i64) -> Result<Response, AccountError> {
+    let row = integration(state, id)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    let view = integration_json(&mut conn, &row).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+pub(super) async fn current(state: &AppState, id: i64) -> Result<Response, AccountError> {
+    let row = integration(state, id)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    Ok(Json(integration_json(&mut conn, &row).await?).into_response())
+}
+
+/// `POST /api/account/integrations/{id}/rotate {credentials}`.
+pub async fn rotate(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<i64>,
+    body: Body,
+) -> Result<Response, AccountError> {
+    let credentials = body.credentials()?;
+    state
+        .ledger
+        .submit(AsUser {
+            user_id: who.user_id(),
+            grant: Grant::Integration(id),
+            command: RotateIntegration {
+                integration_id: id,
+                credentials,
+                metadata: who.metadata.clone(),
+            },
+        })
+        .await?;
+    current(&state, id).await
+}
+
+/// `PATCH /api/account/integrations/{id} {status}`.
+pub async fn set_status(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<i64>,
+    body: Body,
+) -> Result<Response, AccountError> {
+    let status = status(&body)?;
+    state
+        .ledger
+        .submit(AsUser {
+            user_id: who.user_id(),
+            grant: Grant::Integration(id),
+            command: SetIntegrationStatus {
+                integration_id: id,
+                status,
+                metadata: who.metadata.clone(),
+            },
+        })
+        .await?;
+    current(&state, id).await
+}
+
+/// `DELETE /api/account/integrations/{id}`.
+pub async fn remove(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<i64>,
+) -> Result<Response, AccountError> {
+    state
+        .ledger
+        .submit(AsUser {
+            user_id: who.user_id(),
+            grant: Grant::Integration(id),
+            command: RemoveIntegration {
+                integration_id: id,
+                metadata: who.metadata.clone(),
+            },
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

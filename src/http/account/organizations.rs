@@ -1,0 +1,270 @@
+//! Organizations a person belongs to: members and roles, and the organization's integrations.
+//! Members see both lists; owners and admins manage members and integrations; owners change
+//! roles. Someone not in the organization gets 404, as if it did not exist.
+
+use super::integrations::{created, current, integration_json, service, status};
+use super::session::Body;
+use super::{AccountError, AppState, SignedIn};
+use crate::commands::accounts::{AsUser, Grant, ManageMember, MemberChange};
+use crate::commands::integrations::{AddIntegration, RotateIntegration, SetIntegrationStatus};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mcp_events::{IntegrationOwner, IntegrationStatus, Role, SharedWith, Timestamp};
+use mcp_projections::queries;
+use mcp_projections::rows::{MembershipRow, UserRow};
+use serde_json::json;
+
+/// The caller's role in an organization; `NotFound` when they are not in it.
+async fn role(
+    state: &AppState,
+    who: &SignedIn,
+    organization_id: i64,
+) -> Result<Role, AccountError> {
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    queries::memberships_of_user(&mut conn, who.user_id())
+        .await?
+        .into_iter()
+        .find(|m| m.organization_id == organization_id)
+        .and_then(|m| Role::parse(&m.role))
+        .ok_or(AccountError::NotFound)
+}
+
+fn role_of(body: &Body) -> Result<Role, AccountError> {
+    Role::parse(&body.text("role")?)
+        .ok_or_else(|| AccountError::field("role", "The role must be one of owner, admin, member."))
+}
+
+/// `GET /api/account/organizations/{id}/members`.
+pub async fn members(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(organization_id): Path<i64>,
+) -> Result<Response, AccountError> {
+    role(&state, &who, organization_id).await?;
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    let memberships = queries::rows_where_int_in::<MembershipRow>(
+        &mut conn,
+        "organization_id",
+        &[organization_id],
+    )
+    .await?;
+    let ids: Vec<i64> = memberships.iter().map(|m| m.user_id).collect();
+    let users = queries::rows_where_int_in::<UserRow>(&mut conn, "id", &ids).await?;
+    let mut list: Vec<_> = memberships
+        .iter()
+        .filter_map(|m| {
+            let user = users.iter().find(|u| u.id == m.user_id)?;
+            Some(json!({
+                "user_id": user.id,
+                "email": user.email,
+                "name": user.name,
+                "role": m.role,
+                "joined_at": Timestamp::from_micros(m.created_at),
+            }))
+        })
+        .collect();
+    list.sort_by_key(|m| m["user_id"].as_i64());
+    Ok(Json(list).into_response())
+}
+
+async fn change(
+    state: &AppState,
+    who: &SignedIn,
+    organization_id: i64,
+    user_id: i64,
+    change: MemberChange,
+) -> Result<(), AccountError> {
+    role(state, who, organization_id).await?;
+    state
+        .ledger
+        .submit(ManageMember {
+            actor: who.user_id(),
+            organization_id,
+            user_id,
+            change,
+            metadata: who.metadata.clone(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// `POST /api/account/organizations/{id}/members {email, role}`.
+pub async fn add_member(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(organization_id): Path<i64>,
+    body: Body,
+) -> Result<Response, AccountError> {
+    let (email, role) = (body.text("email")?, role_of(&body)?);
+    // Only a member learns whether an e-mail has an account (to add it); others get 404 first.
+    self::role(&state, &who, organization_id).await?;
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    let user = queries::user_by_email(&mut conn, email.trim())
+        .await?
+        .ok_or_else(|| AccountError::field("email", "No user has this e-mail address."))?;
+    drop(conn);
+    change(
+        &state,
+        &who,
+        organization_id,
+        user.id,
+        MemberChange::Add(role),
+    )
+    .await?;
+    let view = json!({ "user_id": user.id, "email": user.email, "name": user.name, "role": role });
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `PATCH /api/account/organizations/{id}/members/{user_id} {role}` (owners).
+pub async fn set_role(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path((organization_id, user_id)): Path<(i64, i64)>,
+    body: Body,
+) -> Result<Response, AccountError> {
+    let role = role_of(&body)?;
+    change(
+        &state,
+        &who,
+        organization_id,
+        user_id,
+        MemberChange::SetRole(role),
+    )
+    .await?;
+    Ok(Json(json!({ "user_id": user_id, "role": role })).into_response())
+}
+
+/// `DELETE /api/account/organizations/{id}/members/{user_id}`.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path((organization_id, user_id)): Path<(i64, i64)>,
+) -> Result<Response, AccountError> {
+    change(&state, &who, organization_id, user_id, MemberChange::Remove).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/account/organizations/{id}/integrations` (never credentials).
+pub async fn integrations(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(organization_id): Path<i64>,
+) -> Result<Response, AccountError> {
+    role(&state, &who, organization_id).await?;
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    let rows = queries::integrations_of_organization(&mut conn, organization_id).await?;
+    let mut list = Vec::new();
+    for row in rows.iter().filter(|r| r.status != "removed") {
+        list.push(integration_json(&mut conn, row).await?);
+    }
+    Ok(Json(list).into_response())
+}
+
+/// `POST /api/account/organizations/{id}/integrations {service, credentials, shared_with}`.
+pub async fn add_integration(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(organization_id): Path<i64>,
+    body: Body,
+) -> Result<Response, AccountError> {
+    role(&state, &who, organization_id).await?;
+    let (service, credentials) = (service(&body)?, body.credentials()?);
+    let shared_with = match body.0.get("shared_with") {
+        None | Some(serde_json::Value::Null) => SharedWith::AllMembers,
+        Some(serde_json::Value::Array(ids)) => {
+            let ids: Option<Vec<i64>> = ids
+                .iter()
+                .map(|id| id.as_i64().filter(|id| *id > 0))
+                .collect();
+            match ids {
+                Some(ids) if !ids.is_empty() => SharedWith::Users(ids),
+                _ => return Err(shared_with_error()),
+            }
+        }
+        Some(serde_json::Value::String(text)) => {
+            SharedWith::parse(text).ok_or_else(shared_with_error)?
+        }
+        Some(_) => return Err(shared_with_error()),
+    };
+    let id = state
+        .ledger
+        .submit(AsUser {
+            user_id: who.user_id(),
+            grant: Grant::Manager(organization_id),
+            command: AddIntegration {
+                service,
+                owner: IntegrationOwner::Organization {
+                    organization_id,
+                    shared_with,
+                },
+                status: IntegrationStatus::Active,
+                credentials,
+                metadata: who.metadata.clone(),
+            },
+        })
+        .await?;
+    created(&state, id).await
+}
+
+fn shared_with_error() -> AccountError {
+    AccountError::field(
+        "shared_with",
+        "The shared_with must be all_members, admins_only or a list of user ids.",
+    )
+}
+
+/// `POST /api/account/organizations/{id}/integrations/{iid}/rotate {credentials}`.
+pub async fn rotate_integration(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path((organization_id, integration_id)): Path<(i64, i64)>,
+    body: Body,
+) -> Result<Response, AccountError> {
+    role(&state, &who, organization_id).await?;
+    let credentials = body.credentials()?;
+    state
+        .ledger
+        .submit(AsUser {
+            user_id: who.user_id(),
+            grant: Grant::OrganizationIntegration {
+                organization_id,
+                integration_id,
+            },
+            command: RotateIntegration {
+                integration_id,
+                credentials,
+                metadata: who.metadata.clone(),
+            },
+        })
+        .await?;
+    current(&state, integration_id).await
+}
+
+/// `PATCH /api/account/organizations/{id}/integrations/{iid} {status}`.
+pub async fn set_integration_status(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path((organization_id, integration_id)): Path<(i64, i64)>,
+    body: Body,
+) -> Result<Response, AccountError> {
+    role(&state, &who, organization_id).await?;
+    let status = status(&body)?;
+    state
+        .ledger
+        .submit(AsUser {
+            user_id: who.user_id(),
+            grant: Grant::OrganizationIntegration {
+                organization_id,
+                integration_id,
+            },
+            command: SetIntegrationStatus {
+                integration_id,
+                status,
+                metadata: who.metadata.clone(),
+            },
+        })
+        .await?;
+    current(&state, integration_id).await
+}

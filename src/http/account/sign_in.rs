@@ -1,0 +1,175 @@
+//! Signing in and out, and the signed-in person's profile.
+
+use super::session::{Anonymous, Body};
+use super::{AccountError, AppState, SignedIn};
+use crate::accounts::session::{csrf_token, NewSession, COOKIE};
+use crate::commands::accounts::{EndSession, RecordSignInFailure, StartSession};
+use crate::random::{Entropy, OsEntropy};
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mcp_events::Metadata;
+use mcp_projections::queries;
+use mcp_projections::rows::PasswordRow;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use std::time::Instant;
+
+/// `POST /api/account/login {email, password}`.
+pub async fn login(
+    State(state): State<AppState>,
+    Anonymous(metadata): Anonymous,
+    body: Body,
+) -> Result<Response, AccountError> {
+    let address = metadata.ip.clone();
+    let email = body.text("email")?;
+    let password = SecretString::from(body.text("password")?);
+    let accounts = &state.accounts;
+    accounts
+        .throttle
+        .check(&email, address.as_deref(), Instant::now())
+        .map_err(AccountError::Throttled)?;
+
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    let user = queries::user_by_email(&mut conn, email.trim()).await?;
+    let phc = match &user {
+        Some(user) => queries::rows_where_int_in::<PasswordRow>(&mut conn, "user_id", &[user.id])
+            .await?
+            .pop()
+            .map(|row| row.phc),
+        None => None,
+    };
+    drop(conn);
+    // The password is checked even for a disabled user, so the answer takes the same time.
+    let matched = accounts.passwords.verify(password, phc).await;
+    let refused = match &user {
+        None => Some("unknown_email"),
+        Some(user) if user.disabled => Some("user_disabled"),
+        Some(_) if !matched => Some("wrong_password"),
+        Some(_) => None,
+    };
+    if let Some(reason) = refused {
+        accounts
+            .throttle
+            .failed(&email, address.as_deref(), Instant::now());
+        state
+            .ledger
+            .submit(RecordSignInFailure {
+                user_id: user.as_ref().map(|u| u.id),
+                reason,
+                metadata,
+            })
+            .await?;
+        return Err(AccountError::BadCredentials);
+    }
+    let user = user.expect("a refusal above unless the user exists");
+    let mut random = [0u8; 32];
+    OsEntropy.fill(&mut random);
+    let session = NewSession::from_bytes(&random);
+    let started = state
+        .ledger
+        .submit(StartSession {
+            user_id: user.id,
+            session_hash: session.hash.clone(),
+            lifetime: accounts.lifetime,
+            metadata: Metadata {
+                actor: Some(format!("user:{}", user.id)),
+                ..metadata
+            },
+        })
+        .await;
+    match started {
+        Ok(()) => {}
+        // Disabled between the check and the session.
+        Err(crate::ledger::CommandError::Domain(crate::domain::DomainError::SessionEnded)) => {
+            return Err(AccountError::BadCredentials)
+        }
+        Err(other) => return Err(other.into()),
+    }
+    let cookie = session.cookie.expose_secret();
+    let mut response = Json(json!({
+        "user_id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "csrf_token": csrf_token(cookie),
+    }))
+    .into_response();
+    let attributes = cookie_attributes(accounts.secure_cookies);
+    let set = format!(
+        "{COOKIE}={cookie}; {attributes}; Max-Age={}",
+        accounts.lifetime
+    );
+    response.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_str(&set).expect("hex and fixed attributes"),
+    );
+    // Nothing here may be cached by a proxy: it holds the session.
+    Ok(no_store(response))
+}
+
+fn cookie_attributes(secure: bool) -> &'static str {
+    if secure {
+        "HttpOnly; SameSite=Lax; Path=/; Secure"
+    } else {
+        "HttpOnly; SameSite=Lax; Path=/"
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// `POST /api/account/logout`: ends the session, and tells the browser to forget the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    who: SignedIn,
+) -> Result<Response, AccountError> {
+    state
+        .ledger
+        .submit(EndSession {
+            session_hash: who.session_hash.clone(),
+            reason: "signed_out",
+            metadata: who.metadata.clone(),
+        })
+        .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let attributes = cookie_attributes(state.accounts.secure_cookies);
+    let set = format!("{COOKIE}=; {attributes}; Max-Age=0");
+    response.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_str(&set).expect("fixed attributes"),
+    );
+    Ok(response)
+}
+
+/// `GET /api/account/me`.
+pub async fn me(State(state): State<AppState>, who: SignedIn) -> Result<Response, AccountError> {
+    let mut conn = state.ledger.store().database().pool().acquire().await?;
+    let memberships = queries::memberships_of_user(&mut conn, who.user_id()).await?;
+    let mut organizations = Vec::new();
+    for membership in memberships {
+        if let Some(org) = queries::organization(&mut conn, membership.organization_id).await? {
+            organizations.push(json!({
+                "id": org.id,
+                "name": org.name,
+                "role": membership.role,
+            }));
+        }
+    }
+    Ok(no_store(
+        Json(json!({
+            "user_id": who.user.id,
+            "email": who.user.email,
+            "name": who.user.name,
+            "organizations": organizations,
+            "csrf_token": who.csrf_token(),
+        }))
+        .into_response(),
+    ))
+}
