@@ -4,6 +4,7 @@
 //! real server (`app::Application`) on port 0 against a fresh database.
 
 pub mod app;
+pub mod audit;
 pub mod checkpointer;
 pub mod cli;
 pub mod clock;

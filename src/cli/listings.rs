@@ -1,4 +1,5 @@
-//! The read-only commands: `verify`, `replay --check` and every listing. They open an existing
+//! The read-only commands: `replay --check` and every listing (`verify` is with the auditors'
+//! commands). They open an existing
 //! ledger read-only and never create or change anything (no database, schema, table or key
 //! file); each prints one JSON value. Listings never show a secret: tokens appear by id,
 //! credentials by integration, version and key id.
@@ -12,7 +13,7 @@ use super::refusal::Failure;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::lease::Lease;
-use mcp_events::{EventStore, Timestamp, VerifyOutcome};
+use mcp_events::{EventStore, Timestamp};
 use mcp_projections::queries::{self, LeaseFilter, LeaseState};
 use mcp_projections::rows::LeaseRow;
 use serde_json::{json, Value};
@@ -23,8 +24,7 @@ use std::process::ExitCode;
 pub fn is_read_only(command: &CliCommand) -> bool {
     matches!(
         command,
-        CliCommand::Verify
-            | CliCommand::Replay { check: true }
+        CliCommand::Replay { check: true }
             | CliCommand::User(UserCommand::List)
             | CliCommand::Org(OrgCommand::List)
             | CliCommand::Integration(IntegrationCommand::List { .. })
@@ -50,10 +50,8 @@ async fn read(
     command: CliCommand,
     progress: &mut mcp_projections::replay::Progress<'_>,
 ) -> Result<ExitCode, Failure> {
-    match command {
-        CliCommand::Verify => return verify(store).await,
-        CliCommand::Replay { .. } => return check(store, progress).await,
-        _ => {}
+    if let CliCommand::Replay { .. } = command {
+        return check(store, progress).await;
     }
     // Listings read the projections, which only a writer brings up to date.
     if !mcp_projections::schema::current(store)
@@ -105,19 +103,6 @@ async fn read(
     };
     print(listing);
     Ok(ExitCode::SUCCESS)
-}
-
-async fn verify(store: &EventStore) -> Result<ExitCode, Failure> {
-    match store.verify().await? {
-        VerifyOutcome::Valid { events, head } => {
-            print(json!({ "valid": true, "events": events, "head": head }));
-            Ok(ExitCode::SUCCESS)
-        }
-        VerifyOutcome::Broken { position, reason } => {
-            print(json!({ "valid": false, "position": position, "reason": reason }));
-            Err(format!("the event log is broken at position {position}: {reason}").into())
-        }
-    }
 }
 
 async fn check(
