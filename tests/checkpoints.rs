@@ -182,7 +182,10 @@ async fn a_truncated_and_regrown_log_is_never_signed(backend: Backend) {
     .await
     .err()
     .expect("a rebuild short of the signed checkpoint is refused");
-    assert!(refused.to_string().contains("fewer than the 40"), "{refused}");
+    assert!(
+        refused.to_string().contains("fewer than the 40"),
+        "{refused}"
+    );
     // A thorough attacker forges the projections too; a fresh ledger (no memory of the old
     // head) then appends other events past the old size.
     for (name, _, version) in kept {

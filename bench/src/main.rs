@@ -369,6 +369,7 @@ async fn replay(url: &str, events: usize) -> anyhow::Result<(f64, f64, f64, f64)
         mcp_projections::CheckOutcome::Differs { table, description } => {
             anyhow::bail!("the rebuilt {table} differs from a check: {description}")
         }
+        mcp_projections::CheckOutcome::LogDoesNotVerify(reason) => anyhow::bail!("{reason}"),
     }
     let check = rate(started);
 

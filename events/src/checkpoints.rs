@@ -347,6 +347,20 @@ pub async fn sign_at(
     size: u64,
     now: Timestamp,
 ) -> Result<StoredCheckpoint, CheckpointError> {
+    sign_at_checked(store, signer, size, now, false).await
+}
+
+/// [`sign_at`]; with `from_start`, the events before the checkpoint below are checked too (they
+/// chain from position 1 and are the tree's leaves), so a log changed anywhere — not only
+/// since the last checkpoint — is refused. A process signs so the first time (its predecessor
+/// may have stopped long ago, and the log been changed meanwhile).
+pub async fn sign_at_checked(
+    store: &EventStore,
+    signer: &Signer,
+    size: u64,
+    now: Timestamp,
+    from_start: bool,
+) -> Result<StoredCheckpoint, CheckpointError> {
     let mut conn = store.database().pool().acquire().await?;
     if let Some(stored) = at_size(&mut conn, size).await? {
         return Ok(stored);
@@ -360,6 +374,20 @@ pub async fn sign_at(
         .await?;
     let below = below.as_ref().map(from_row).transpose()?;
     let root = match &below {
+        Some(signed) if from_start => {
+            let root = check_extends(store, &mut conn, signed, size).await?;
+            check_new_events(store, &mut conn, 0, signed.tree_size)
+                .await
+                .map_err(|reason| match reason {
+                    Ok(reason) => CheckpointError::Inconsistent {
+                        signed: signed.tree_size,
+                        size,
+                        reason,
+                    },
+                    Err(store) => CheckpointError::Store(store),
+                })?;
+            root
+        }
         Some(signed) => check_extends(store, &mut conn, signed, size).await?,
         None => {
             let genesis = StoredCheckpoint {
@@ -428,6 +456,16 @@ pub async fn sign_if_grown(
     signer: &Signer,
     now: Timestamp,
 ) -> Result<Option<StoredCheckpoint>, CheckpointError> {
+    sign_if_grown_checked(store, signer, now, false).await
+}
+
+/// [`sign_if_grown`], checking the whole log when `from_start` (see [`sign_at_checked`]).
+pub async fn sign_if_grown_checked(
+    store: &EventStore,
+    signer: &Signer,
+    now: Timestamp,
+    from_start: bool,
+) -> Result<Option<StoredCheckpoint>, CheckpointError> {
     let (head, _) = store.head().await?;
     let head = head as u64;
     let mut conn = store.database().pool().acquire().await?;
@@ -450,5 +488,7 @@ pub async fn sign_if_grown(
         return Ok(None);
     }
     drop(conn);
-    sign_at(store, signer, head, now).await.map(Some)
+    sign_at_checked(store, signer, head, now, from_start)
+        .await
+        .map(Some)
 }

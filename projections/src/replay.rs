@@ -64,6 +64,9 @@ pub enum CheckOutcome {
         table: &'static str,
         description: String,
     },
+    /// The log itself does not verify (a broken chain, or a tree that does not give the latest
+    /// signed checkpoint): the projections cannot be checked against it.
+    LogDoesNotVerify(String),
 }
 
 /// Progress callback: `(events folded so far, events in the log)`.
@@ -287,6 +290,29 @@ pub(crate) fn refuse_truncation(
     }
 }
 
+/// The walk reached the signed checkpoint's size and gave its root there.
+fn gives_the_signed_root(
+    chain: &ChainCheck,
+    anchor: &checkpoints::Checkpoint,
+) -> Result<(), String> {
+    if (chain.events() as u64) < anchor.size {
+        return Err(format!(
+            "the log holds {} events, fewer than the {} of its latest signed checkpoint: \
+             events were removed",
+            chain.events(),
+            anchor.size
+        ));
+    }
+    if chain.root_at(anchor.size) != Some(anchor.root) {
+        return Err(format!(
+            "the events' tree at size {} is not the root of the signed checkpoint of that size: \
+             the log was changed",
+            anchor.size
+        ));
+    }
+    Ok(())
+}
+
 /// The walk that fed the rebuild reached the log's head (`caught_up`, under the ledger lock),
 /// gave the signed root at the latest checkpoint's size, and its root at the head is the one
 /// of the stored tree (which proofs and the next checkpoint are made from).
@@ -307,20 +333,7 @@ async fn check_against_the_signed_tree(
         )));
     }
     if let Some(anchor) = anchor {
-        if (head as u64) < anchor.size {
-            return Err(ReplayError::Tampered(format!(
-                "the log holds {head} events, fewer than the {} of its latest signed checkpoint: \
-                 events were removed",
-                anchor.size
-            )));
-        }
-        if chain.root_at(anchor.size) != Some(anchor.root) {
-            return Err(ReplayError::Tampered(format!(
-                "the events' tree at size {} is not the root of the signed checkpoint of that \
-                 size: the log was changed",
-                anchor.size
-            )));
-        }
+        gives_the_signed_root(chain, anchor).map_err(ReplayError::Tampered)?;
     }
     if mcp_events::tree::holds_size(conn, head as u64)
         .await
@@ -415,14 +428,47 @@ pub(crate) async fn drop_leftover_shadow_tables(
 
 /// Folds the whole log in memory and compares the result with the live tables, row by row, as
 /// of one read snapshot (a running server keeps writing meanwhile; the snapshot's head says how
-/// far to fold). Writes nothing, takes no lock, creates no table.
+/// far to fold). Projections ahead of the log (a truncation) are reported first; then the log
+/// itself is checked as a rebuild checks it (its chain, and the latest signed checkpoint's root
+/// by its stated root: no key is needed to compare). Writes nothing, takes no lock, creates no
+/// table.
 pub async fn check(
     store: &EventStore,
     progress: &mut Progress<'_>,
 ) -> Result<CheckOutcome, ReplayError> {
     use sqlx::Connection;
+    if let Err(truncated) = refuse_truncation(&crate::schema::checkpoints(store).await?) {
+        return Ok(CheckOutcome::Differs {
+            table: "projection_checkpoints",
+            description: truncated.to_string(),
+        });
+    }
+    let anchor = {
+        let mut conn = store.database().pool().acquire().await?;
+        match checkpoints::latest_signed(&mut conn, None).await? {
+            Ok(anchor) => anchor,
+            Err(reason) => return Ok(CheckOutcome::LogDoesNotVerify(reason)),
+        }
+    };
+    let chain = Arc::new(Mutex::new(ChainCheck::new()));
+    if let Some(anchor) = &anchor {
+        lock(&chain).keep_root_at(anchor.size);
+    }
     let mut rows = MemoryRows::default();
-    let folded = fold_in_memory(store, &mut rows, 0, None, AuditSink::Keep, progress, None).await?;
+    let folded = match fold_in_memory(
+        store,
+        &mut rows,
+        0,
+        None,
+        AuditSink::Keep,
+        progress,
+        Some(&chain),
+    )
+    .await
+    {
+        Err(ReplayError::Tampered(reason)) => return Ok(CheckOutcome::LogDoesNotVerify(reason)),
+        folded => folded?,
+    };
     let mut conn = store.database().pool().acquire().await?;
     let begin = match store.database().backend() {
         Backend::Postgres => "begin isolation level repeatable read, read only",
@@ -433,16 +479,25 @@ pub async fn check(
     let head: i64 = sqlx::query_scalar("select position from ledger_head where id = 1")
         .fetch_one(&mut *snapshot)
         .await?;
-    let position = fold_in_memory(
+    let position = match fold_in_memory(
         store,
         &mut rows,
         folded,
         Some(head),
         AuditSink::Keep,
         progress,
-        None,
+        Some(&chain),
     )
-    .await?;
+    .await
+    {
+        Err(ReplayError::Tampered(reason)) => return Ok(CheckOutcome::LogDoesNotVerify(reason)),
+        position => position?,
+    };
+    if let Some(anchor) = &anchor {
+        if let Err(reason) = gives_the_signed_root(&lock(&chain), anchor) {
+            return Ok(CheckOutcome::LogDoesNotVerify(reason));
+        }
+    }
     let outcome = match outdated_projection(&mut snapshot, head).await? {
         Some(description) => Some(("projection_checkpoints", description)),
         None => first_difference(&mut snapshot, &rows).await?,

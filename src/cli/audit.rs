@@ -231,9 +231,9 @@ fn partial_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The signed checkpoint of exactly `size`: the stored one, or one signed now (after the checks
-/// every signing makes: the log extends the checkpoints below and above that size). Signing is
-/// the one write an export makes, on a connection of its own.
+/// The signed checkpoint of exactly `size`: the stored one, or one signed now, after checking
+/// the log up to that size from position 1 and against the checkpoints below and above it.
+/// Signing is the one write an export makes, on a connection of its own.
 async fn checkpoint_of_size(
     settings: &Settings,
     store: &EventStore,
@@ -263,7 +263,8 @@ async fn checkpoint_of_size(
     .await?
     .database;
     let signer = EventStore::new(writable);
-    let signed = checkpoints::sign_at(&signer, &loaded.signer, size, clock.now()).await;
+    let signed =
+        checkpoints::sign_at_checked(&signer, &loaded.signer, size, clock.now(), true).await;
     signer.database().close().await;
     Ok(signed?)
 }

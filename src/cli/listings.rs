@@ -118,6 +118,13 @@ async fn check(
             print(json!({ "identical": false, "table": table, "difference": description }));
             Err(format!("projection {table} differs from the log: {description}").into())
         }
+        mcp_projections::CheckOutcome::LogDoesNotVerify(reason) => {
+            print(json!({ "identical": false, "log": reason }));
+            Err(format!(
+                "the log does not verify, so projections cannot be checked against it: {reason}"
+            )
+            .into())
+        }
     }
 }
 
