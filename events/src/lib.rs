@@ -21,7 +21,7 @@ pub mod write;
 
 pub use chain::{ChainBreak, ChainCheck, LinkedEvent};
 pub use db::{is_data_error, is_unavailable, Access, Backend, Database, DbOptions, Opened};
-pub use envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};
+pub use envelope::{ExpectedVersion, Metadata, RawEvent, RawEventRef, RecordedEvent, StreamId};
 pub use store::{AppendError, EventStore, StoreError, VerifyOutcome};
 pub use time::Timestamp;
 pub use vocabulary::*;

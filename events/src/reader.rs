@@ -47,6 +47,12 @@ impl EventStore {
             .map_err(Into::into)
     }
 
+    /// One page of rows after `after`, every column, unconverted: read them with
+    /// [`raw_ref_of`] where they are used, without copying.
+    pub async fn read_raw_rows(&self, after: i64, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
+        self.read_rows(after, limit, true).await
+    }
+
     /// One page of rows after `after` with the columns decoding needs (and the chain's, when
     /// `linked`).
     async fn read_rows(
@@ -176,6 +182,22 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A row of [`EventStore::read_raw_rows`] as the event object it stores, borrowed.
+pub fn raw_ref_of(row: &AnyRow) -> Result<crate::envelope::RawEventRef<'_>, sqlx::Error> {
+    Ok(crate::envelope::RawEventRef {
+        position: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        stream_version: row.try_get(2)?,
+        event_type: row.try_get(3)?,
+        event_version: row.try_get(4)?,
+        payload: row.try_get(5)?,
+        metadata: row.try_get(6)?,
+        recorded_at: row.try_get(7)?,
+        prev_hash: row.try_get(8)?,
+        hash: row.try_get(9)?,
+    })
 }
 
 pub(crate) fn raw_from_row(row: &AnyRow) -> Result<RawEvent, sqlx::Error> {

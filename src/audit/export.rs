@@ -6,7 +6,10 @@
 //! is a faithful copy: it never checks or mends what it copies (verifiers do that).
 
 use super::Progress;
-use mcp_events::{EventStore, RawEvent, StoreError};
+use mcp_events::reader::raw_ref_of;
+use mcp_events::{EventStore, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::Row;
 use std::io::Write;
 
 /// Events read per page.
@@ -30,17 +33,22 @@ pub async fn write_events<W: Write + Send + 'static>(
     out: W,
     mut progress: Box<Progress>,
 ) -> Result<(W, u64), ExportError> {
-    let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<RawEvent>>(2);
+    // Rows go to the writer as read: it serializes each straight from the row's columns.
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<AnyRow>>(2);
     let total = (to - after).max(0) as u64;
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(W, u64)> {
+    let writer = tokio::task::spawn_blocking(move || -> Result<(W, u64), ExportError> {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
         let mut written = 0u64;
         while let Some(page) = received.blocking_recv() {
-            for event in &page {
-                serde_json::to_writer(&mut out, event)?;
+            for row in &page {
+                let event = raw_ref_of(row).map_err(StoreError::from)?;
+                if event.position > to {
+                    break;
+                }
+                serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from)?;
                 out.write_all(b"\n")?;
+                written += 1;
             }
-            written += page.len() as u64;
             progress(written, total);
         }
         let mut out = out.into_inner().map_err(|e| e.into_error())?;
@@ -52,13 +60,13 @@ pub async fn write_events<W: Write + Send + 'static>(
         let pages = pages;
         let mut position = after;
         while position < to {
-            let mut page = store
-                .read_raw_page(position, PAGE.min(to - position))
+            let page = store
+                .read_raw_rows(position, PAGE.min(to - position))
                 .await?;
-            // A log with a gap has fewer rows than positions: the page may reach past `to`.
-            page.retain(|event| event.position <= to);
+            // A log with a gap has fewer rows than positions: the page may reach past `to`
+            // (the writer stops there).
             let Some(last) = page.last() else { break };
-            position = last.position;
+            position = last.try_get(0).map_err(StoreError::from)?;
             if pages.send(page).await.is_err() {
                 break; // the writer failed: its error is the one reported
             }
@@ -66,9 +74,11 @@ pub async fn write_events<W: Write + Send + 'static>(
         Ok::<_, StoreError>(())
     }
     .await;
-    let written = writer
-        .await
-        .map_err(|e| std::io::Error::other(format!("the export's writer stopped: {e}")))??;
+    let written = writer.await.map_err(|e| {
+        ExportError::Io(std::io::Error::other(format!(
+            "the export's writer stopped: {e}"
+        )))
+    })??;
     read?;
     Ok(written)
 }
