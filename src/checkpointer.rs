@@ -3,20 +3,25 @@
 //!
 //! It reads (never writes) the log and the tree, on connections of its own, so writers are not
 //! slowed. Before signing it checks that the log extends the latest checkpoint
-//! (`mcp_events::checkpoints`); if it does not, it signs nothing, logs an error naming both sizes,
-//! and `/readyz` fails until the log is mended. New checkpoints are announced on a watch channel
+//! (`mcp_events::checkpoints`) — the first time in a process, the whole log from position 1, so
+//! a log changed while no server ran is never signed; if it does not, it signs nothing, logs an
+//! error naming both sizes, and `/readyz` fails until the log is mended. New checkpoints are announced on a watch channel
 //! (the audit stream and lease receipts wait on it).
 
 use crate::clock::Clock;
 use mcp_events::checkpoints::{self, CheckpointError, StoredCheckpoint};
 use mcp_events::{EventStore, Timestamp};
 use mcp_tlog::Signer;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
 pub struct SignedLog {
     signer: Signer,
+    /// Whether this process has checked the whole log (from position 1) before signing: its
+    /// first signing does, later ones check what was appended since the last checkpoint.
+    checked_whole_log: AtomicBool,
     refusal: Mutex<Option<String>>,
     latest: watch::Sender<Option<StoredCheckpoint>>,
 }
@@ -25,6 +30,7 @@ impl SignedLog {
     pub fn new(signer: Signer) -> Self {
         Self {
             signer,
+            checked_whole_log: AtomicBool::new(false),
             refusal: Mutex::new(None),
             latest: watch::channel(None).0,
         }
@@ -63,7 +69,11 @@ impl SignedLog {
         store: &EventStore,
         now: Timestamp,
     ) -> Result<Option<StoredCheckpoint>, CheckpointError> {
-        let signed = checkpoints::sign_if_grown(store, &self.signer, now).await;
+        let from_start = !self.checked_whole_log.load(Ordering::Acquire);
+        let signed = checkpoints::sign_if_grown_checked(store, &self.signer, now, from_start).await;
+        if matches!(signed, Ok(Some(_))) {
+            self.checked_whole_log.store(true, Ordering::Release);
+        }
         let mut refusal = self
             .refusal
             .lock()

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod checkpointer;
 pub mod cli;
 pub mod clock;

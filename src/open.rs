@@ -137,10 +137,18 @@ pub async fn ledger(
         None
     };
 
+    // A key that cannot be read is reported by the commands that sign; here it only checks.
+    let log_key = crate::signing::configured_verifier(
+        settings.log_signing_key.as_ref(),
+        database.sqlite_path().as_deref(),
+    )
+    .ok()
+    .flatten();
     let setup = LedgerSetup {
         policy,
         clock,
         memory: settings.writer_memory,
+        log_key,
         ..LedgerSetup::with_keys(keys)
     };
     let ledger = Ledger::open(EventStore::new(database), setup)

@@ -43,6 +43,38 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
+/// The development credentials of each seeded integration (the guide's sample values); the
+/// tests prove none of them ever reaches the log.
+pub fn development_credentials() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "jira",
+            json!({"url": "https://dev-team.atlassian.net", "email": "jira@dev-team.local", "api_token": "dev-jira-api-token", "cloud": true}),
+        ),
+        (
+            "notion",
+            json!({"access_token": "dev-notion-access-token", "database_id": "dev-notion-database"}),
+        ),
+        (
+            "sentry",
+            json!({"auth_token": "dev-sentry-auth-token", "org_slug": "client-projects"}),
+        ),
+        (
+            "todoist",
+            json!({"access_token": "dev-todoist-access-token"}),
+        ),
+        ("openai", json!({"access_token": "dev-openai-access-token"})),
+        ("gmail", json!({"access_token": "dev-gmail-access-token"})),
+    ]
+}
+
+fn credentials_of(service: &str) -> Value {
+    development_credentials()
+        .into_iter()
+        .find_map(|(name, credentials)| (name == service).then_some(credentials))
+        .expect("every seeded integration has development credentials")
+}
+
 fn service(name: &str) -> ServiceName {
     ServiceName::parse(name).expect("seed service names are valid")
 }
@@ -148,7 +180,7 @@ async fn create_data(ledger: &Ledger) -> Result<(i64, i64), CommandError> {
                 shared_with: SharedWith::AllMembers,
             },
             IntegrationStatus::Active,
-            json!({"url": "https://dev-team.atlassian.net", "email": "jira@dev-team.local", "api_token": "dev-jira-api-token", "cloud": true}),
+            credentials_of("jira"),
         ),
         (
             "notion",
@@ -157,7 +189,7 @@ async fn create_data(ledger: &Ledger) -> Result<(i64, i64), CommandError> {
                 shared_with: SharedWith::AllMembers,
             },
             IntegrationStatus::Active,
-            json!({"access_token": "dev-notion-access-token", "database_id": "dev-notion-database"}),
+            credentials_of("notion"),
         ),
         (
             "sentry",
@@ -166,25 +198,25 @@ async fn create_data(ledger: &Ledger) -> Result<(i64, i64), CommandError> {
                 shared_with: SharedWith::AdminsOnly,
             },
             IntegrationStatus::Active,
-            json!({"auth_token": "dev-sentry-auth-token", "org_slug": "client-projects"}),
+            credentials_of("sentry"),
         ),
         (
             "todoist",
             IntegrationOwner::User { user_id: test_user },
             IntegrationStatus::Active,
-            json!({"access_token": "dev-todoist-access-token"}),
+            credentials_of("todoist"),
         ),
         (
             "openai",
             IntegrationOwner::User { user_id: test_user },
             IntegrationStatus::Active,
-            json!({"access_token": "dev-openai-access-token"}),
+            credentials_of("openai"),
         ),
         (
             "gmail",
             IntegrationOwner::User { user_id: test_user },
             IntegrationStatus::Expired,
-            json!({"access_token": "dev-gmail-access-token"}),
+            credentials_of("gmail"),
         ),
     ];
     for (name, owner, status, credentials) in integrations {

@@ -8,7 +8,7 @@
 //! Nothing here prints or logs the private key.
 
 use crate::private_file::{self, PrivateFileError};
-use mcp_tlog::{NoteError, Signer};
+use mcp_tlog::{NoteError, Signer, Verifier};
 use rand::RngCore;
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
@@ -99,6 +99,32 @@ pub fn load(
         });
     }
     Ok(LoadedSigner { signer, notice })
+}
+
+/// The verifier key of the configured signing key, creating nothing: from
+/// `MCP_LOG_SIGNING_KEY`, else from the SQLite key file if there is one; `None` when neither.
+pub fn configured_verifier(
+    env_value: Option<&SecretString>,
+    sqlite_db_path: Option<&Path>,
+) -> Result<Option<Verifier>, SigningKeyError> {
+    if let Some(value) = env_value {
+        let signer = Signer::from_private_key(value.expose_secret().trim())
+            .map_err(SigningKeyError::Malformed)?;
+        return Ok(Some(signer.verifier()));
+    }
+    let Some(database) = sqlite_db_path else {
+        return Ok(None);
+    };
+    let path = key_file_path(database);
+    let Some(text) = private_file::read(&path)? else {
+        return Ok(None);
+    };
+    let signer =
+        Signer::from_private_key(text.trim()).map_err(|source| SigningKeyError::MalformedFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(Some(signer.verifier()))
 }
 
 fn from_file(

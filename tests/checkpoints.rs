@@ -155,7 +155,54 @@ async fn a_truncated_and_regrown_log_is_never_signed(backend: Backend) {
         ),
         "{refused:?}"
     );
-    // A fresh ledger (no memory of the old head) appends other events past the old size.
+    // The projections remember the old head: nothing opens the ledger on the shorter log.
+    let refused = Ledger::open(
+        EventStore::new(db.connect().await),
+        LedgerSetup::new(EncryptionKey::generate()),
+    )
+    .await
+    .err()
+    .expect("a truncated log is refused");
+    assert!(refused.to_string().contains("truncation"), "{refused}");
+    // Nor when they are forgotten: the rebuild they would need stops short of the signed size.
+    let mut conn = pool.pool().acquire().await.unwrap();
+    let kept: Vec<(String, i64, i64)> =
+        sqlx::query_as("select name, position, version from projection_checkpoints")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    sqlx::query("delete from projection_checkpoints")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let refused = Ledger::open(
+        EventStore::new(db.connect().await),
+        LedgerSetup::new(EncryptionKey::generate()),
+    )
+    .await
+    .err()
+    .expect("a rebuild short of the signed checkpoint is refused");
+    assert!(
+        refused.to_string().contains("fewer than the 40"),
+        "{refused}"
+    );
+    // A thorough attacker forges the projections too; a fresh ledger (no memory of the old
+    // head) then appends other events past the old size.
+    for (name, _, version) in kept {
+        sqlx::query(
+            "insert into projection_checkpoints (name, position, version) values ($1, 30, $2)",
+        )
+        .bind(name)
+        .bind(version)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    sqlx::query("delete from audit_log where position > 30")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
     let other = self::ledger(&db).await;
     register(&other, 1_000, 20).await;
     let refused = log.sign_if_grown(other.store(), SystemClock.now()).await;

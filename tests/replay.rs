@@ -298,6 +298,7 @@ async fn a_rebuild_matches_the_live_projections_row_for_row(backend: Backend) {
         CheckOutcome::Differs { table, description } => {
             panic!("seed {seed:#x}: {table} differs: {description}")
         }
+        CheckOutcome::LogDoesNotVerify(reason) => panic!("seed {seed:#x}: {reason}"),
     }
     let report = mcp_projections::rebuild(&store, &mut |_, _| {})
         .await

@@ -5,13 +5,15 @@
 //!   32 concurrent submitters;
 //! - replay: a full `replay` (read, decode, fold in memory, write and swap in every projection
 //!   table) over a generated log, then `replay --check` (read, decode, fold, compare every
-//!   row), and reading and decoding alone for reference.
+//!   row), and reading and decoding alone for reference;
+//! - the auditors' commands over a generated log: the first checkpoint's signing (the whole
+//!   log checked), `export`, `verify` on the database, and `verify --export` offline.
 //!
 //! It never touches `DATABASE_URL`: SQLite runs in a temporary directory, PostgreSQL in a fresh
 //! database created (and dropped) on `--postgres-url`.
 
-mod audit;
 mod http;
+mod proofs;
 
 use anyhow::Context;
 use clap::Parser;
@@ -84,6 +86,10 @@ pub struct BenchArgs {
     /// Concurrent HTTP connections asking for proofs.
     #[arg(long, default_value_t = 8)]
     pub proof_connections: usize,
+    /// Events in the generated log for the auditors' measurements: `export`, `verify` on the
+    /// database and `verify --export` offline (0 skips them).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub audit_events: usize,
 }
 
 /// A database that exists for one measurement.
@@ -205,7 +211,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if args.proofs > 0 && args.events > 0 {
             let db = Throwaway::new(backend, &args.postgres_url).await?;
             let phases =
-                audit::proofs(&db.url, args.events, args.proofs, args.proof_connections).await?;
+                proofs::proofs(&db.url, args.events, args.proofs, args.proof_connections).await?;
             for phase in phases {
                 print_phase(backend, &format!("http {}", phase.name), &phase);
             }
@@ -274,6 +280,19 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
             db.remove().await?;
         }
+        if args.audit_events > 0 {
+            let db = Throwaway::new(backend, &args.postgres_url).await?;
+            let figures = audit(&db.url, args.audit_events).await?;
+            for (name, rate) in figures {
+                println!(
+                    "{:<10} {:<44} {:>10.0} /s",
+                    backend.name(),
+                    format!("{name}: {} events", args.audit_events),
+                    rate
+                );
+            }
+            db.remove().await?;
+        }
     }
     Ok(())
 }
@@ -295,6 +314,61 @@ fn print_phase(backend: Backend, name: &str, phase: &http::Phase) {
         phase.p50_ms,
         phase.p99_ms
     );
+}
+
+/// Generates a log of `events` events, then times what auditors run on it: signing its first
+/// checkpoint (the whole log checked), `export` (to a file), `verify` on the database (chain,
+/// tree and the checkpoint's signature) and `verify --export` offline. Events per second of
+/// each, by name.
+async fn audit(url: &str, events: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    use mcp_manager::audit::{export, offline, online};
+    let store = EventStore::new(Database::connect(url, &DbOptions::default()).await?);
+    mcp_projections::ensure(&store).await?;
+    generate(&store, events).await?;
+    let total = store.head().await?.0;
+    let rate = |started: Instant| total as f64 / started.elapsed().as_secs_f64();
+    let mut figures = Vec::new();
+
+    let signer = mcp_tlog::Signer::from_seed(mcp_tlog::DEFAULT_ORIGIN, &[5; 32])?;
+    let started = Instant::now();
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let signed =
+        mcp_events::checkpoints::sign_at_checked(&store, &signer, total as u64, now, true).await?;
+    figures.push(("first checkpoint (whole log checked)", rate(started)));
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("events.jsonl");
+    let started = Instant::now();
+    let (_, written) = export::write_events(
+        &store,
+        0,
+        total,
+        std::fs::File::create(&path)?,
+        Box::new(|_, _| {}),
+    )
+    .await?;
+    anyhow::ensure!(
+        written as i64 == total,
+        "exported {written} of {total} events"
+    );
+    figures.push(("export (to a file)", rate(started)));
+
+    let verifier = signer.verifier();
+    let started = Instant::now();
+    match online::verify(&store, Some(&verifier), None).await? {
+        Ok(report) => anyhow::ensure!(report.events == total && report.checkpoints == 1),
+        Err(finding) => anyhow::bail!("the generated log does not verify: {finding}"),
+    }
+    figures.push(("verify (database)", rate(started)));
+
+    let checkpoint = mcp_tlog::Checkpoint::open(&signed.note, &verifier)?;
+    let started = Instant::now();
+    let input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
+    let verified = offline::verify_export(input, &checkpoint, &mut |_| {})?;
+    anyhow::ensure!(verified.events == total);
+    figures.push(("verify --export (offline)", rate(started)));
+    store.database().close().await;
+    Ok(figures)
 }
 
 fn meta() -> Metadata {
@@ -409,6 +483,7 @@ async fn replay(url: &str, events: usize) -> anyhow::Result<(f64, f64, f64, f64)
         mcp_projections::CheckOutcome::Differs { table, description } => {
             anyhow::bail!("the rebuilt {table} differs from a check: {description}")
         }
+        mcp_projections::CheckOutcome::LogDoesNotVerify(reason) => anyhow::bail!("{reason}"),
     }
     let check = rate(started);
 

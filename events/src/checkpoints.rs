@@ -16,7 +16,8 @@ use crate::tree;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use mcp_tlog::merkle::{self, Hash};
-use mcp_tlog::{Checkpoint, Signer};
+use mcp_tlog::Signer;
+pub use mcp_tlog::{Checkpoint, Verifier};
 use sqlx::{AnyConnection, Row};
 
 /// A checkpoint as stored.
@@ -59,6 +60,29 @@ impl From<tree::TreeStoreError> for CheckpointError {
     }
 }
 
+impl StoredCheckpoint {
+    /// The checkpoint its note states (unverified: the caller checks the signature), which
+    /// must be the size and root stored beside it.
+    pub fn stated(&self) -> Result<Checkpoint, String> {
+        let note = mcp_tlog::note::parse(&self.note).map_err(|e| {
+            format!(
+                "the checkpoint of size {} is not a signed note: {e}",
+                self.tree_size
+            )
+        })?;
+        let stated = Checkpoint::parse(&note.text)
+            .map_err(|e| format!("the checkpoint of size {}: {e}", self.tree_size))?;
+        if stated.size != self.tree_size || stated.root != self.root {
+            return Err(format!(
+                "the checkpoint of size {} states size {} and another root than the one stored \
+                 beside it",
+                self.tree_size, stated.size
+            ));
+        }
+        Ok(stated)
+    }
+}
+
 fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
     let root: String = row.try_get(1)?;
     let root = BASE64
@@ -86,6 +110,33 @@ pub async fn latest(conn: &mut AnyConnection) -> Result<Option<StoredCheckpoint>
     row.as_ref().map(from_row).transpose()
 }
 
+/// The latest signed checkpoint, as a reader of the log must find it again: its note states
+/// the size and root stored beside it and, when `key` is given, its signature verifies. `Err`
+/// says why it cannot be trusted.
+pub async fn latest_signed(
+    conn: &mut AnyConnection,
+    key: Option<&Verifier>,
+) -> Result<Result<Option<Checkpoint>, String>, StoreError> {
+    let Some(stored) = latest(conn).await? else {
+        return Ok(Ok(None));
+    };
+    let stated = match stored.stated() {
+        Ok(stated) => stated,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    if let Some(key) = key {
+        if let Err(error) = Checkpoint::open(&stored.note, key) {
+            return Ok(Err(format!(
+                "the signature of the checkpoint of size {} does not verify with the log's key \
+                 {}: {error}",
+                stored.tree_size,
+                key.vkey()
+            )));
+        }
+    }
+    Ok(Ok(Some(stated)))
+}
+
 /// The checkpoint of exactly `size`, if one was signed.
 pub async fn at_size(
     conn: &mut AnyConnection,
@@ -97,6 +148,26 @@ pub async fn at_size(
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// The stored checkpoints of sizes in `after + 1 ..= through`, smallest first, at most `limit`.
+pub async fn between(
+    conn: &mut AnyConnection,
+    after: u64,
+    through: u64,
+    limit: i64,
+) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    let sql = format!(
+        "select {COLUMNS} from checkpoints where tree_size > $1 and tree_size <= $2 \
+         order by tree_size limit $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after.min(i64::MAX as u64) as i64)
+        .bind(through.min(i64::MAX as u64) as i64)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Every stored checkpoint, smallest first.
@@ -229,13 +300,66 @@ async fn check_new_events(
     Ok(())
 }
 
+/// Checks that the signed checkpoint `later` extends the tree of `size` leaves whose root is
+/// `root`: the stored tree's root at its size is the signed one, and a consistency proof from
+/// `size` to it verifies against both roots.
+async fn check_extended_by(
+    conn: &mut AnyConnection,
+    size: u64,
+    root: &Hash,
+    later: &StoredCheckpoint,
+) -> Result<(), CheckpointError> {
+    let inconsistent = |reason: String| CheckpointError::Inconsistent {
+        signed: later.tree_size,
+        size,
+        reason,
+    };
+    let later_root = tree::root(conn, later.tree_size)
+        .await
+        .map_err(|e| inconsistent(e.to_string()))?;
+    if later_root != later.root {
+        return Err(inconsistent(format!(
+            "the tree's root at size {} is not the signed one",
+            later.tree_size
+        )));
+    }
+    if size > 0 {
+        let proof = tree::consistency_proof(conn, size, later.tree_size)
+            .await
+            .map_err(|e| inconsistent(e.to_string()))?;
+        merkle::verify_consistency(size, later.tree_size, root, &later.root, &proof).map_err(
+            |e| {
+                inconsistent(format!(
+                    "the signed checkpoint does not extend this tree: {e}"
+                ))
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// Signs and stores a checkpoint of `size` (at most the log's head), after checking that the
-/// log extends the latest stored checkpoint at or below that size.
+/// log extends the latest stored checkpoint below that size and that the first one above it
+/// (if any: a checkpoint of the past, for an export) extends the new one.
 pub async fn sign_at(
     store: &EventStore,
     signer: &Signer,
     size: u64,
     now: Timestamp,
+) -> Result<StoredCheckpoint, CheckpointError> {
+    sign_at_checked(store, signer, size, now, false).await
+}
+
+/// [`sign_at`]; with `from_start`, the events before the checkpoint below are checked too (they
+/// chain from position 1 and are the tree's leaves), so a log changed anywhere — not only
+/// since the last checkpoint — is refused. A process signs so the first time (its predecessor
+/// may have stopped long ago, and the log been changed meanwhile).
+pub async fn sign_at_checked(
+    store: &EventStore,
+    signer: &Signer,
+    size: u64,
+    now: Timestamp,
+    from_start: bool,
 ) -> Result<StoredCheckpoint, CheckpointError> {
     let mut conn = store.database().pool().acquire().await?;
     if let Some(stored) = at_size(&mut conn, size).await? {
@@ -250,6 +374,20 @@ pub async fn sign_at(
         .await?;
     let below = below.as_ref().map(from_row).transpose()?;
     let root = match &below {
+        Some(signed) if from_start => {
+            let root = check_extends(store, &mut conn, signed, size).await?;
+            check_new_events(store, &mut conn, 0, signed.tree_size)
+                .await
+                .map_err(|reason| match reason {
+                    Ok(reason) => CheckpointError::Inconsistent {
+                        signed: signed.tree_size,
+                        size,
+                        reason,
+                    },
+                    Err(store) => CheckpointError::Store(store),
+                })?;
+            root
+        }
         Some(signed) => check_extends(store, &mut conn, signed, size).await?,
         None => {
             let genesis = StoredCheckpoint {
@@ -262,6 +400,18 @@ pub async fn sign_at(
             check_extends(store, &mut conn, &genesis, size).await?
         }
     };
+    // A size below the latest checkpoint (an export of the past): the tree signed later must
+    // extend this one too, or the log changed since.
+    let sql = format!(
+        "select {COLUMNS} from checkpoints where tree_size > $1 order by tree_size limit 1"
+    );
+    let above = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(size as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(later) = above.as_ref().map(from_row).transpose()? {
+        check_extended_by(&mut conn, size, &root, &later).await?;
+    }
     let checkpoint = Checkpoint {
         origin: signer.name().to_owned(),
         size,
@@ -306,6 +456,16 @@ pub async fn sign_if_grown(
     signer: &Signer,
     now: Timestamp,
 ) -> Result<Option<StoredCheckpoint>, CheckpointError> {
+    sign_if_grown_checked(store, signer, now, false).await
+}
+
+/// [`sign_if_grown`], checking the whole log when `from_start` (see [`sign_at_checked`]).
+pub async fn sign_if_grown_checked(
+    store: &EventStore,
+    signer: &Signer,
+    now: Timestamp,
+    from_start: bool,
+) -> Result<Option<StoredCheckpoint>, CheckpointError> {
     let (head, _) = store.head().await?;
     let head = head as u64;
     let mut conn = store.database().pool().acquire().await?;
@@ -328,5 +488,7 @@ pub async fn sign_if_grown(
         return Ok(None);
     }
     drop(conn);
-    sign_at(store, signer, head, now).await.map(Some)
+    sign_at_checked(store, signer, head, now, from_start)
+        .await
+        .map(Some)
 }

@@ -21,6 +21,11 @@ pub struct ChainFields<'a> {
 
 /// The hex hash of an event given the hex hash of its predecessor.
 pub fn chain_hash(prev_hash: &str, fields: &ChainFields<'_>) -> String {
+    hex::encode(chain_digest(prev_hash, fields))
+}
+
+/// [`chain_hash`] as raw bytes (what a verifier compares, without formatting hex).
+pub fn chain_digest(prev_hash: &str, fields: &ChainFields<'_>) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(fields.position.to_be_bytes());
@@ -31,7 +36,7 @@ pub fn chain_hash(prev_hash: &str, fields: &ChainFields<'_>) -> String {
     field(&mut hasher, fields.payload);
     field(&mut hasher, fields.metadata);
     field(&mut hasher, fields.recorded_at);
-    hex::encode(hasher.finalize())
+    hasher.finalize().into()
 }
 
 fn field(hasher: &mut Sha256, value: &str) {

@@ -4,6 +4,7 @@
 //! append-only, hash-chained log with gap-free positions in commit order, on SQLite or PostgreSQL.
 //! Nothing in here may ever write a token or a credential into the log.
 
+pub mod chain;
 pub mod checkpoints;
 pub mod db;
 pub mod envelope;
@@ -18,8 +19,9 @@ pub mod upcast;
 pub mod vocabulary;
 pub mod write;
 
+pub use chain::{ChainBreak, ChainCheck, LinkedEvent};
 pub use db::{is_data_error, is_unavailable, Access, Backend, Database, DbOptions, Opened};
-pub use envelope::{ExpectedVersion, Metadata, RawEvent, RecordedEvent, StreamId};
+pub use envelope::{ExpectedVersion, Metadata, RawEvent, RawEventRef, RecordedEvent, StreamId};
 pub use store::{AppendError, EventStore, StoreError, VerifyOutcome};
 pub use time::Timestamp;
 pub use vocabulary::*;

@@ -1,5 +1,6 @@
 //! Reading the log: pages of raw rows, and the decoded stream replay folds, fetched ahead.
 
+use crate::chain::ChainCheck;
 use crate::db::Backend;
 use crate::envelope::{Metadata, RawEvent, RecordedEvent, StreamId};
 use crate::store::{EventStore, StoreError};
@@ -8,6 +9,7 @@ use crate::vocabulary::{DecodeError, DomainEvent};
 use futures::stream::{self, Stream};
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use std::sync::{Arc, Mutex};
 
 pub(crate) const PAGE_SIZE: i64 = 5_000;
 
@@ -45,16 +47,33 @@ impl EventStore {
             .map_err(Into::into)
     }
 
-    /// One page of rows after `after` with the columns decoding needs.
-    async fn read_rows(&self, after: i64, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
-        Ok(sqlx::query(
+    /// One page of rows after `after`, every column, unconverted: read them with
+    /// [`raw_ref_of`] where they are used, without copying.
+    pub async fn read_raw_rows(&self, after: i64, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
+        self.read_rows(after, limit, true).await
+    }
+
+    /// One page of rows after `after` with the columns decoding needs (and the chain's, when
+    /// `linked`).
+    async fn read_rows(
+        &self,
+        after: i64,
+        limit: i64,
+        linked: bool,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let sql = if linked {
             "select position, stream_id, stream_version, event_type, event_version, payload, \
-             metadata, recorded_at from events where position > $1 order by position limit $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.database().pool())
-        .await?)
+             metadata, recorded_at, prev_hash, hash from events where position > $1 \
+             order by position limit $2"
+        } else {
+            "select position, stream_id, stream_version, event_type, event_version, payload, \
+             metadata, recorded_at from events where position > $1 order by position limit $2"
+        };
+        Ok(sqlx::query(sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.database().pool())
+            .await?)
     }
 
     /// Every event after `after`, decoded, in position order, fetched a page at a time. Pages
@@ -65,13 +84,33 @@ impl EventStore {
         &self,
         after: i64,
     ) -> impl Stream<Item = Result<Vec<RecordedEvent>, StoreError>> + '_ {
+        self.read_pages(after, None)
+    }
+
+    /// [`read_all`](Self::read_all), each event also checked by `chain` as it is read (on the
+    /// reading task): the first event that breaks the chain ends the stream with
+    /// [`StoreError::ChainBroken`]. `chain` must have checked exactly the events up to `after`.
+    pub fn read_all_checked(
+        &self,
+        after: i64,
+        chain: Arc<Mutex<ChainCheck>>,
+    ) -> impl Stream<Item = Result<Vec<RecordedEvent>, StoreError>> + '_ {
+        self.read_pages(after, Some(chain))
+    }
+
+    fn read_pages(
+        &self,
+        after: i64,
+        chain: Option<Arc<Mutex<ChainCheck>>>,
+    ) -> impl Stream<Item = Result<Vec<RecordedEvent>, StoreError>> + '_ {
         let (pages, receiver) = tokio::sync::mpsc::channel(2);
         let overlap = self.database().backend() == Backend::Postgres;
         let store = self.clone();
+        let linked = chain.is_some();
         let fetch = move |after: i64| {
             let store = store.clone();
             AbortOnDrop(tokio::spawn(async move {
-                store.read_rows(after, PAGE_SIZE).await
+                store.read_rows(after, PAGE_SIZE, linked).await
             }))
         };
         let reader = tokio::spawn(async move {
@@ -95,7 +134,11 @@ impl EventStore {
                 if overlap {
                     next = fetch(last);
                 }
-                let decoded = page.iter().map(decode_row).collect::<Result<Vec<_>, _>>();
+                let decoded = match &chain {
+                    Some(chain) => check_rows(chain, &page)
+                        .and_then(|()| page.iter().map(decode_row).collect::<Result<Vec<_>, _>>()),
+                    None => page.iter().map(decode_row).collect::<Result<Vec<_>, _>>(),
+                };
                 let failed = decoded.is_err();
                 if pages.send(decoded).await.is_err() || failed {
                     return;
@@ -110,6 +153,17 @@ impl EventStore {
             receiver.recv().await.map(|page| (page, (receiver, guard)))
         })
     }
+}
+
+/// Pushes a page of rows through the chain check; the first break is the page's error.
+fn check_rows(chain: &Mutex<ChainCheck>, rows: &[AnyRow]) -> Result<(), StoreError> {
+    let mut chain = chain
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for row in rows {
+        chain.push(&crate::store::linked_from_row(row)?)?;
+    }
+    Ok(())
 }
 
 /// A task that is stopped when its handle is dropped (the consumer stopped reading).
@@ -128,6 +182,22 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A row of [`EventStore::read_raw_rows`] as the event object it stores, borrowed.
+pub fn raw_ref_of(row: &AnyRow) -> Result<crate::envelope::RawEventRef<'_>, sqlx::Error> {
+    Ok(crate::envelope::RawEventRef {
+        position: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        stream_version: row.try_get(2)?,
+        event_type: row.try_get(3)?,
+        event_version: row.try_get(4)?,
+        payload: row.try_get(5)?,
+        metadata: row.try_get(6)?,
+        recorded_at: row.try_get(7)?,
+        prev_hash: row.try_get(8)?,
+        hash: row.try_get(9)?,
+    })
 }
 
 pub(crate) fn raw_from_row(row: &AnyRow) -> Result<RawEvent, sqlx::Error> {

@@ -3,9 +3,10 @@
 //! Writes go through `WriteTx` (`write.rs`), reads through `reader.rs`. This module must never
 //! update or delete an event.
 
+use crate::chain::{ChainBreak, ChainCheck, LinkedEvent};
 use crate::db::Database;
-use crate::envelope::{ExpectedVersion, RawEvent, StreamId};
-use crate::hash::{chain_hash, ChainFields, GENESIS};
+use crate::envelope::{ExpectedVersion, StreamId};
+use crate::hash::ChainFields;
 use crate::reader::PAGE_SIZE;
 use crate::vocabulary::DecodeError;
 use crate::write::WriteTx;
@@ -19,6 +20,9 @@ pub enum StoreError {
     Decode { position: i64, source: DecodeError },
     #[error("{0}")]
     Tree(String),
+    /// The log does not chain where it was read (`read_all_checked`).
+    #[error("the event log is broken at {0}")]
+    ChainBroken(#[from] ChainBreak),
 }
 
 impl From<crate::tree::TreeStoreError> for StoreError {
@@ -85,62 +89,105 @@ impl EventStore {
 
     /// Walks the whole chain and names the first position whose row does not match.
     pub async fn verify(&self) -> Result<VerifyOutcome, StoreError> {
-        let mut expected_position = 1;
-        let mut prev = GENESIS.to_owned();
+        self.verify_with(&mut ChainCheck::new(), &mut |_| Ok(()))
+            .await
+    }
+
+    /// [`verify`](Self::verify) through `chain` (which may keep roots at sizes asked for), with
+    /// `after_page` called between pages (a caller checks what the walk passed, and may stop it
+    /// with a break of its own).
+    pub async fn verify_with(
+        &self,
+        chain: &mut ChainCheck,
+        after_page: &mut (dyn FnMut(&mut ChainCheck) -> Result<(), ChainBreak> + Send),
+    ) -> Result<VerifyOutcome, StoreError> {
+        let broken = |b: ChainBreak| VerifyOutcome::Broken {
+            position: b.position,
+            reason: b.reason,
+        };
         loop {
-            let page = self.read_raw_page(expected_position - 1, PAGE_SIZE).await?;
-            if page.is_empty() {
-                break;
-            }
-            for event in &page {
-                if let Some(reason) = check_link(event, expected_position, &prev) {
-                    return Ok(VerifyOutcome::Broken {
-                        position: expected_position,
-                        reason,
-                    });
+            match self.check_page(chain, PAGE_SIZE).await? {
+                Err(b) => return Ok(broken(b)),
+                Ok(0) => {}
+                Ok(_) => {
+                    if let Err(b) = after_page(chain) {
+                        return Ok(broken(b));
+                    }
+                    continue;
                 }
-                prev = event.hash.clone();
-                expected_position += 1;
             }
-        }
-        let events = expected_position - 1;
-        let (head_position, head_hash) = self.head().await?;
-        if head_position != events || head_hash != prev {
-            return Ok(VerifyOutcome::Broken {
-                position: head_position.max(events),
-                reason: format!(
-                    "ledger head says {head_position} events ending in {head_hash}, \
-                     the log holds {events} ending in {prev}"
-                ),
+            // The head is read after the walk: a writer that appended meanwhile moved it past
+            // the walk, which then goes on; a head behind the log or off its chain is broken.
+            let (head_position, head_hash) = self.head().await?;
+            let events = chain.events();
+            if head_position > events && self.has_event_after(events).await? {
+                continue;
+            }
+            if head_position != events || head_hash != chain.head() {
+                return Ok(VerifyOutcome::Broken {
+                    position: head_position.max(events),
+                    reason: format!(
+                        "ledger head says {head_position} events ending in {head_hash}, \
+                         the log holds {events} ending in {}",
+                        chain.head()
+                    ),
+                });
+            }
+            return Ok(VerifyOutcome::Valid {
+                events,
+                head: chain.head().to_owned(),
             });
         }
-        Ok(VerifyOutcome::Valid { events, head: prev })
+    }
+
+    async fn has_event_after(&self, position: i64) -> Result<bool, StoreError> {
+        let next: Option<i64> =
+            sqlx::query_scalar("select position from events where position > $1 limit 1")
+                .bind(position)
+                .fetch_optional(self.db.pool())
+                .await?;
+        Ok(next.is_some())
+    }
+
+    /// Reads the page of at most `limit` events after the last one `chain` checked and checks
+    /// them; returns how many there were (0: the end of the log), or the first break.
+    pub async fn check_page(
+        &self,
+        chain: &mut ChainCheck,
+        limit: i64,
+    ) -> Result<Result<usize, ChainBreak>, StoreError> {
+        let rows = sqlx::query(
+            "select position, stream_id, stream_version, event_type, event_version, payload, \
+             metadata, recorded_at, prev_hash, hash from events where position > $1 \
+             order by position limit $2",
+        )
+        .bind(chain.events())
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        for row in &rows {
+            if let Err(b) = chain.push(&linked_from_row(row)?) {
+                return Ok(Err(b));
+            }
+        }
+        Ok(Ok(rows.len()))
     }
 }
 
-fn check_link(event: &RawEvent, expected_position: i64, prev: &str) -> Option<String> {
-    if event.position != expected_position {
-        return Some(format!(
-            "position {expected_position} is missing (next stored position is {})",
-            event.position
-        ));
-    }
-    if event.prev_hash != prev {
-        return Some("prev_hash does not match the previous event's hash".to_owned());
-    }
-    let recomputed = chain_hash(prev, &fields_of(event));
-    (recomputed != event.hash).then(|| "hash does not match the event's contents".to_owned())
-}
-
-fn fields_of(event: &RawEvent) -> ChainFields<'_> {
-    ChainFields {
-        position: event.position,
-        stream_id: &event.stream_id,
-        stream_version: event.stream_version,
-        event_type: &event.event_type,
-        event_version: event.event_version,
-        payload: &event.payload,
-        metadata: &event.metadata,
-        recorded_at: &event.recorded_at,
-    }
+/// An event row's columns, borrowed, as the chain check reads them.
+pub(crate) fn linked_from_row(row: &sqlx::any::AnyRow) -> Result<LinkedEvent<'_>, sqlx::Error> {
+    Ok(LinkedEvent {
+        fields: ChainFields {
+            position: row.try_get(0)?,
+            stream_id: row.try_get(1)?,
+            stream_version: row.try_get(2)?,
+            event_type: row.try_get(3)?,
+            event_version: row.try_get(4)?,
+            payload: row.try_get(5)?,
+            metadata: row.try_get(6)?,
+            recorded_at: row.try_get(7)?,
+        },
+        prev_hash: row.try_get(8)?,
+        hash: row.try_get(9)?,
+    })
 }

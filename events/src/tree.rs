@@ -79,6 +79,12 @@ pub async fn stored_count(conn: &mut AnyConnection) -> Result<u64, TreeStoreErro
     Ok(count as u64)
 }
 
+/// Whether the stored tree has grown to `size` leaves (a database from before the tree has
+/// not, until `catch_up`).
+pub async fn holds_size(conn: &mut AnyConnection, size: u64) -> Result<bool, TreeStoreError> {
+    Ok(stored_count(conn).await? >= merkle::stored_hash_count(size))
+}
+
 /// The root of the tree of the log's first `size` events.
 pub async fn root(conn: &mut AnyConnection, size: u64) -> Result<Hash, TreeStoreError> {
     let hashes = read_hashes(conn, &merkle::tree_hash_indexes(size)?).await?;

@@ -12,5 +12,7 @@ pub mod rows;
 pub mod schema;
 pub mod store;
 
-pub use replay::{check, fold_only, rebuild, CheckOutcome, ReplayError, ReplayReport};
-pub use schema::{ensure, set_checkpoints};
+pub use replay::{
+    check, fold_only, rebuild, rebuild_checked, CheckOutcome, ReplayError, ReplayReport,
+};
+pub use schema::{ensure, ensure_checked, set_checkpoints};

@@ -9,9 +9,11 @@ use crate::replay_lock::ReplayLock;
 use crate::rows::*;
 use crate::schema::{create_tables, drop_tables, write_checkpoints};
 use crate::store::{bulk_insert, load_all, MemoryRows, SqlRows};
-use futures::TryStreamExt;
-use mcp_events::{Backend, EventStore, StoreError};
+use futures::{StreamExt, TryStreamExt};
+use mcp_events::checkpoints::{self, Verifier};
+use mcp_events::{Backend, ChainCheck, EventStore, StoreError};
 use sqlx::{AnyConnection, AssertSqlSafe};
+use std::sync::{Arc, Mutex};
 
 const SHADOW: &str = "replay_";
 /// Audit rows are flushed to the shadow table in chunks of this size to bound memory.
@@ -27,6 +29,26 @@ pub enum ReplayError {
     Append(#[from] mcp_events::AppendError),
     #[error(transparent)]
     Lock(#[from] crate::replay_lock::LockError),
+    /// A projection has seen more events than the log holds: events were removed.
+    #[error(
+        "the log's head is at position {head}, but the {projection} projection was built from \
+         {position} events: events were removed from the log (truncation); nothing was changed \
+         (restore the database from a backup; `mcp-manager verify` names what is missing)"
+    )]
+    Truncated {
+        projection: String,
+        position: i64,
+        head: i64,
+    },
+    /// The log does not chain, or does not give the latest signed checkpoint's tree.
+    #[error("refusing to rebuild the projections: {0}; nothing was swapped in")]
+    Tampered(String),
+}
+
+impl From<mcp_events::ChainBreak> for ReplayError {
+    fn from(broken: mcp_events::ChainBreak) -> Self {
+        ReplayError::Tampered(format!("the event log is broken at {broken}"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +64,9 @@ pub enum CheckOutcome {
         table: &'static str,
         description: String,
     },
+    /// The log itself does not verify (a broken chain, or a tree that does not give the latest
+    /// signed checkpoint): the projections cannot be checked against it.
+    LogDoesNotVerify(String),
 }
 
 /// Progress callback: `(events folded so far, events in the log)`.
@@ -58,7 +83,8 @@ enum AuditSink<'c> {
 }
 
 /// Folds the events after `after` (up to `upto`, if given) into `rows`; returns the position
-/// reached.
+/// reached. With a `chain`, every event read is checked by it first (see
+/// `EventStore::read_all_checked`).
 async fn fold_in_memory(
     store: &EventStore,
     rows: &mut MemoryRows,
@@ -66,11 +92,15 @@ async fn fold_in_memory(
     upto: Option<i64>,
     mut audit: AuditSink<'_>,
     progress: &mut Progress<'_>,
+    chain: Option<&Arc<Mutex<ChainCheck>>>,
 ) -> Result<i64, ReplayError> {
     let (total, _) = store.head().await?;
     let mut position = after;
-    let mut pages = std::pin::pin!(store.read_all(after));
-    while let Some(page) = pages.try_next().await? {
+    let mut pages = match chain {
+        Some(chain) => store.read_all_checked(after, chain.clone()).boxed(),
+        None => store.read_all(after).boxed(),
+    };
+    while let Some(page) = pages.try_next().await.map_err(chain_broken)? {
         let mut reached_the_end = false;
         for event in &page {
             if upto.is_some_and(|upto| event.position > upto) {
@@ -104,27 +134,62 @@ pub async fn fold_only(
     progress: &mut Progress<'_>,
 ) -> Result<ReplayReport, ReplayError> {
     let mut rows = MemoryRows::default();
-    let position = fold_in_memory(store, &mut rows, 0, None, AuditSink::Discard, progress).await?;
+    let position = fold_in_memory(
+        store,
+        &mut rows,
+        0,
+        None,
+        AuditSink::Discard,
+        progress,
+        None,
+    )
+    .await?;
     Ok(ReplayReport { events: position })
 }
 
 /// Rebuilds every projection from the log and swaps the result in. Waits for any other rebuild
-/// of the same database to finish first.
+/// of the same database to finish first. Refuses, swapping nothing, when the log does not chain
+/// or does not give the root of the latest signed checkpoint (see [`rebuild_checked`]).
 pub async fn rebuild(
     store: &EventStore,
     progress: &mut Progress<'_>,
 ) -> Result<ReplayReport, ReplayError> {
+    rebuild_checked(store, progress, None).await
+}
+
+/// [`rebuild`], with the latest checkpoint's signature checked with the log's `key` too.
+pub async fn rebuild_checked(
+    store: &EventStore,
+    progress: &mut Progress<'_>,
+    key: Option<&Verifier>,
+) -> Result<ReplayReport, ReplayError> {
     let _lock = ReplayLock::acquire(store).await?;
-    rebuild_locked(store, progress).await
+    rebuild_locked(store, progress, key).await
 }
 
 /// `rebuild`, for a caller that holds the replay lock.
+///
+/// Replay must never launder a tampered log into the projections, which are evidence too:
+/// every event it folds is checked on the way (its hash, its link to the one before, see
+/// `mcp_events::chain`), the tree of their hashes must give the latest signed checkpoint's
+/// root at its size, and the stored tree must agree at the size swapped in; otherwise nothing
+/// is swapped. Projections that have seen more events than the log holds are refused before
+/// anything is read.
 pub(crate) async fn rebuild_locked(
     store: &EventStore,
     progress: &mut Progress<'_>,
+    key: Option<&Verifier>,
 ) -> Result<ReplayReport, ReplayError> {
+    refuse_truncation(&crate::schema::checkpoints(store).await?)?;
     let pool = store.database().pool();
     let mut shadow = pool.acquire().await?;
+    let anchor = checkpoints::latest_signed(&mut shadow, key)
+        .await?
+        .map_err(ReplayError::Tampered)?;
+    let chain = Arc::new(Mutex::new(ChainCheck::new()));
+    if let Some(anchor) = &anchor {
+        lock(&chain).keep_root_at(anchor.size);
+    }
     drop_leftover_shadow_tables(&mut shadow).await?;
     let postgres = store.database().backend() == Backend::Postgres;
     create_tables(
@@ -143,6 +208,7 @@ pub(crate) async fn rebuild_locked(
         None,
         AuditSink::Shadow(&mut shadow),
         progress,
+        Some(&chain),
     )
     .await?;
     let folded_in = started.elapsed();
@@ -152,14 +218,16 @@ pub(crate) async fn rebuild_locked(
     // Catch up with whatever landed meanwhile, then swap, all under the ledger lock.
     let mut tx = store.begin_write().await?;
     let mut caught_up = folded;
-    let mut pages = std::pin::pin!(store.read_all(folded));
-    while let Some(page) = pages.try_next().await? {
+    let mut pages = std::pin::pin!(store.read_all_checked(folded, chain.clone()));
+    while let Some(page) = pages.try_next().await.map_err(chain_broken)? {
         let mut sql_rows = SqlRows::new(tx.conn(), SHADOW);
         for event in &page {
             crate::fold::apply(&mut sql_rows, event).await?;
             caught_up = event.position;
         }
     }
+    let checked = lock(&chain).clone();
+    check_against_the_signed_tree(tx.conn(), &checked, anchor.as_ref(), caught_up).await?;
     // PostgreSQL empties a table at once with `truncate` (transactional there); `delete` would
     // leave every old row behind as a dead tuple. SQLite's unfiltered `delete` is its truncate.
     let empty = if postgres {
@@ -193,6 +261,96 @@ pub(crate) async fn rebuild_locked(
         "projections rebuilt"
     );
     Ok(ReplayReport { events: caught_up })
+}
+
+fn lock(chain: &Mutex<ChainCheck>) -> std::sync::MutexGuard<'_, ChainCheck> {
+    chain
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A broken chain met while reading is a refusal, not a storage error.
+fn chain_broken(error: StoreError) -> ReplayError {
+    match error {
+        StoreError::ChainBroken(broken) => broken.into(),
+        other => other.into(),
+    }
+}
+
+/// Projections checkpointed past the log's head have seen events the log no longer holds.
+pub(crate) fn refuse_truncation(
+    checkpoints: &[crate::schema::Checkpoint],
+) -> Result<(), ReplayError> {
+    match checkpoints.iter().max_by_key(|c| c.position) {
+        Some(ahead) if ahead.position > ahead.head => Err(ReplayError::Truncated {
+            projection: ahead.name.clone(),
+            position: ahead.position,
+            head: ahead.head,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The walk reached the signed checkpoint's size and gave its root there.
+fn gives_the_signed_root(
+    chain: &ChainCheck,
+    anchor: &checkpoints::Checkpoint,
+) -> Result<(), String> {
+    if (chain.events() as u64) < anchor.size {
+        return Err(format!(
+            "the log holds {} events, fewer than the {} of its latest signed checkpoint: \
+             events were removed",
+            chain.events(),
+            anchor.size
+        ));
+    }
+    if chain.root_at(anchor.size) != Some(anchor.root) {
+        return Err(format!(
+            "the events' tree at size {} is not the root of the signed checkpoint of that size: \
+             the log was changed",
+            anchor.size
+        ));
+    }
+    Ok(())
+}
+
+/// The walk that fed the rebuild reached the log's head (`caught_up`, under the ledger lock),
+/// gave the signed root at the latest checkpoint's size, and its root at the head is the one
+/// of the stored tree (which proofs and the next checkpoint are made from).
+async fn check_against_the_signed_tree(
+    conn: &mut AnyConnection,
+    chain: &ChainCheck,
+    anchor: Option<&checkpoints::Checkpoint>,
+    caught_up: i64,
+) -> Result<(), ReplayError> {
+    let (head, _): (i64, String) =
+        sqlx::query_as("select position, hash from ledger_head where id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    if chain.events() != head || caught_up != head {
+        return Err(ReplayError::Tampered(format!(
+            "the log's head says {head} events, but the log holds {}",
+            chain.events()
+        )));
+    }
+    if let Some(anchor) = anchor {
+        gives_the_signed_root(chain, anchor).map_err(ReplayError::Tampered)?;
+    }
+    if mcp_events::tree::holds_size(conn, head as u64)
+        .await
+        .map_err(StoreError::from)?
+    {
+        let stored = mcp_events::tree::root(conn, head as u64)
+            .await
+            .map_err(StoreError::from)?;
+        if stored != chain.root() {
+            return Err(ReplayError::Tampered(format!(
+                "the stored Merkle tree's root at size {head} is not the tree of the events' \
+                 hashes"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces a live table's rows by its shadow's. A live table of another shape (a projection
@@ -272,14 +430,47 @@ pub(crate) async fn drop_leftover_shadow_tables(
 
 /// Folds the whole log in memory and compares the result with the live tables, row by row, as
 /// of one read snapshot (a running server keeps writing meanwhile; the snapshot's head says how
-/// far to fold). Writes nothing, takes no lock, creates no table.
+/// far to fold). Projections ahead of the log (a truncation) are reported first; then the log
+/// itself is checked as a rebuild checks it (its chain, and the latest signed checkpoint's root
+/// by its stated root: no key is needed to compare). Writes nothing, takes no lock, creates no
+/// table.
 pub async fn check(
     store: &EventStore,
     progress: &mut Progress<'_>,
 ) -> Result<CheckOutcome, ReplayError> {
     use sqlx::Connection;
+    if let Err(truncated) = refuse_truncation(&crate::schema::checkpoints(store).await?) {
+        return Ok(CheckOutcome::Differs {
+            table: "projection_checkpoints",
+            description: truncated.to_string(),
+        });
+    }
+    let anchor = {
+        let mut conn = store.database().pool().acquire().await?;
+        match checkpoints::latest_signed(&mut conn, None).await? {
+            Ok(anchor) => anchor,
+            Err(reason) => return Ok(CheckOutcome::LogDoesNotVerify(reason)),
+        }
+    };
+    let chain = Arc::new(Mutex::new(ChainCheck::new()));
+    if let Some(anchor) = &anchor {
+        lock(&chain).keep_root_at(anchor.size);
+    }
     let mut rows = MemoryRows::default();
-    let folded = fold_in_memory(store, &mut rows, 0, None, AuditSink::Keep, progress).await?;
+    let folded = match fold_in_memory(
+        store,
+        &mut rows,
+        0,
+        None,
+        AuditSink::Keep,
+        progress,
+        Some(&chain),
+    )
+    .await
+    {
+        Err(ReplayError::Tampered(reason)) => return Ok(CheckOutcome::LogDoesNotVerify(reason)),
+        folded => folded?,
+    };
     let mut conn = store.database().pool().acquire().await?;
     let begin = match store.database().backend() {
         Backend::Postgres => "begin isolation level repeatable read, read only",
@@ -290,16 +481,26 @@ pub async fn check(
     let head: i64 = sqlx::query_scalar("select position from ledger_head where id = 1")
         .fetch_one(&mut *snapshot)
         .await?;
-    let position = fold_in_memory(
+    let position = match fold_in_memory(
         store,
         &mut rows,
         folded,
         Some(head),
         AuditSink::Keep,
         progress,
+        Some(&chain),
     )
-    .await?;
-    let outcome = match outdated_projection(&mut snapshot).await? {
+    .await
+    {
+        Err(ReplayError::Tampered(reason)) => return Ok(CheckOutcome::LogDoesNotVerify(reason)),
+        position => position?,
+    };
+    if let Some(anchor) = &anchor {
+        if let Err(reason) = gives_the_signed_root(&lock(&chain), anchor) {
+            return Ok(CheckOutcome::LogDoesNotVerify(reason));
+        }
+    }
+    let outcome = match outdated_projection(&mut snapshot, head).await? {
         Some(description) => Some(("projection_checkpoints", description)),
         None => first_difference(&mut snapshot, &rows).await?,
     };
@@ -311,16 +512,26 @@ pub async fn check(
 }
 
 /// A projection whose stored version is not this build's: its tables may not even have this
-/// build's columns, so comparing rows would say nothing useful.
-async fn outdated_projection(conn: &mut AnyConnection) -> Result<Option<String>, sqlx::Error> {
-    let stored: Vec<(String, i64)> =
-        sqlx::query_as("select name, version from projection_checkpoints")
+/// build's columns, so comparing rows would say nothing useful. Or one that has seen more
+/// events than the log's `head`: the log was truncated, and its rows are the evidence.
+async fn outdated_projection(
+    conn: &mut AnyConnection,
+    head: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let stored: Vec<(String, i64, i64)> =
+        sqlx::query_as("select name, version, position from projection_checkpoints")
             .fetch_all(&mut *conn)
             .await?;
+    if let Some((name, _, position)) = stored.iter().find(|(_, _, position)| *position > head) {
+        return Ok(Some(format!(
+            "projection {name} was built from {position} events, but the log's head is at \
+             position {head}: events were removed from the log (truncation)"
+        )));
+    }
     for (name, version) in crate::schema::PROJECTIONS {
-        match stored.iter().find(|(stored, _)| stored == name) {
-            Some((_, found)) if found == version => {}
-            Some((_, found)) => {
+        match stored.iter().find(|(stored, _, _)| stored == name) {
+            Some((_, found, _)) if found == version => {}
+            Some((_, found, _)) => {
                 return Ok(Some(format!(
                     "projection {name} is at version {found}, this build's is {version}: run \
                      `mcp-manager replay` (or start the server) to rebuild it"

@@ -97,8 +97,23 @@ pub(crate) async fn write_checkpoints(
 /// changed or its checkpoint is behind the log. Returns whether a rebuild ran. Replicas starting
 /// together take turns: the first rebuilds, the others then find the projections current.
 /// Shadow tables a replay killed mid-way left behind are dropped first, under the same lock.
+///
+/// Projections checkpointed past the log's head are refused (the log was truncated; their rows
+/// are the evidence), and a rebuild refuses a log that does not give its latest signed
+/// checkpoint (see `replay::rebuild_checked`; `key`, when known, checks its signature).
 pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
+    ensure_checked(store, None).await
+}
+
+/// [`ensure`], with the log's key to check the latest checkpoint's signature by.
+pub async fn ensure_checked(
+    store: &EventStore,
+    key: Option<&mcp_events::checkpoints::Verifier>,
+) -> Result<bool, crate::ReplayError> {
     let _lock = crate::replay_lock::ReplayLock::acquire(store).await?;
+    if has_checkpoints(&mut *store.database().pool().acquire().await?).await {
+        crate::replay::refuse_truncation(&checkpoints(store).await?)?;
+    }
     drop_leftovers(store).await?;
     // Current projections need no DDL, so the production role (no `CREATE`) can start. Tables
     // are created under the lock: PostgreSQL's `create table if not exists` races with itself.
@@ -118,7 +133,7 @@ pub async fn ensure(store: &EventStore) -> Result<bool, crate::ReplayError> {
     } else {
         tracing::warn!("projections are outdated or behind the log: rebuilding");
     }
-    crate::replay::rebuild_locked(store, &mut |_, _| {}).await?;
+    crate::replay::rebuild_locked(store, &mut |_, _| {}, key).await?;
     Ok(true)
 }
 

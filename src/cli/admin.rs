@@ -69,7 +69,18 @@ pub async fn run(
             seeded.print();
         }
         CliCommand::Replay { .. } => {
-            let report = mcp_projections::rebuild(ledger.store(), progress).await?;
+            // The rebuild checks the log against its latest signed checkpoint, signature
+            // included: without the key a forged checkpoint row could vouch for a forged log.
+            let key = ledger.log_key();
+            if key.is_none() && has_checkpoints(ledger).await? {
+                return Err(
+                    "replay checks the log against its latest signed checkpoint, whose signature \
+                     needs the log's key: set MCP_LOG_SIGNING_KEY (or restore the SQLite \
+                     signing key file beside the database)"
+                        .into(),
+                );
+            }
+            let report = mcp_projections::rebuild_checked(ledger.store(), progress, key).await?;
             print(json!({ "rebuilt": true, "events": report.events }));
         }
         CliCommand::User(UserCommand::Add {
@@ -320,4 +331,9 @@ async fn hash_password(password: secrecy::SecretString) -> Result<String, Failur
     crate::accounts::password::hash(password)
         .await
         .map_err(|why| Failure::usage(format!("--password-stdin: {why}")))
+}
+
+async fn has_checkpoints(ledger: &Ledger) -> Result<bool, Failure> {
+    let mut conn = ledger.store().database().pool().acquire().await?;
+    Ok(mcp_events::checkpoints::latest(&mut conn).await?.is_some())
 }

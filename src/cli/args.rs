@@ -3,10 +3,11 @@
 //! are read later so that no error can ever echo them.
 
 use crate::config::{BindAddress, Settings};
-use crate::validate::{positive, ServiceName};
+use crate::validate::{non_negative, positive, ServiceName};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mcp_events::{IntegrationStatus, Role, SharedWith, EVENT_TYPES};
+use mcp_tlog::Verifier;
 use std::path::PathBuf;
 
 /// Rows a listing returns when `--limit` is not given.
@@ -51,8 +52,15 @@ pub enum CliCommand {
         #[arg(long)]
         check: bool,
     },
-    /// Check the event log's hash chain; exit 1 naming the first bad position. Read-only.
-    Verify,
+    /// Check the event log: its hash chain, and every stored checkpoint's signature and root
+    /// against the tree of the events' hashes; with --checkpoint, that the log today extends a
+    /// checkpoint an auditor kept; with --export, an exported log offline, without any
+    /// database. Exit 1 naming the first position or tree size that disagrees. Read-only.
+    Verify(VerifyArgs),
+    /// Write the log (or the part after --after, up to --to) as JSON lines, one event object
+    /// per line as the audit API serves it, and the signed checkpoint of exactly that size
+    /// (signing one if none is stored). Reads the database only, except to sign.
+    Export(ExportArgs),
     /// Users: add, disable, list.
     #[command(subcommand)]
     User(UserCommand),
@@ -80,6 +88,40 @@ pub enum CliCommand {
     /// Print the latest signed checkpoint (the note text, exactly as signed), signing one for
     /// the log's head first if the log has grown.
     Checkpoint,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A signed checkpoint (its note text, as `checkpoint`, `export --checkpoint-out` or the
+    /// audit API gave it): the log must extend it. With --export, the export's checkpoint.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Verify this export (JSON lines of event objects from position 1) offline, against
+    /// --checkpoint and --vkey; no database is opened.
+    #[arg(long, value_name = "FILE", requires_all = ["checkpoint", "vkey"])]
+    pub export: Option<PathBuf>,
+    /// The log's verifier key (`<origin>+<key id>+<key>`), or @FILE (or a file's path) holding
+    /// it, bare or as the JSON of /api/audit/key [default: derived from the configured signing
+    /// key].
+    #[arg(long, value_name = "VKEY", value_parser = parse_vkey)]
+    pub vkey: Option<Verifier>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only the events after this position (0: from the first).
+    #[arg(long, value_name = "P", default_value_t = 0, value_parser = non_negative, allow_negative_numbers = true)]
+    pub after: i64,
+    /// The last position exported, and the size of the checkpoint [default: the log's head].
+    #[arg(long, value_name = "N", value_parser = positive, allow_negative_numbers = true)]
+    pub to: Option<i64>,
+    /// The file to write (replaced only once the export is complete).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Also write the signed checkpoint of the export's last position here (the note text,
+    /// exactly as signed).
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -434,6 +476,35 @@ fn parse_shared_with(text: &str) -> Result<SharedWith, String> {
     SharedWith::parse(text).ok_or_else(|| {
         "must be all_members, admins_only or a list of user ids such as 3,4".to_owned()
     })
+}
+
+/// A verifier key given on the command line: the key itself, `@FILE`, or the path of a file
+/// holding it (bare, or the JSON of `/api/audit/key` or `log-key generate`), as the Python
+/// verifier reads it.
+fn parse_vkey(text: &str) -> Result<Verifier, String> {
+    let from_file = |path: &str| -> Result<Verifier, String> {
+        let contents = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the verifier key file {path}: {e}"))?;
+        let contents = contents.trim();
+        let vkey = if contents.starts_with('{') {
+            let json: serde_json::Value =
+                serde_json::from_str(contents).map_err(|_| format!("{path} is not valid JSON"))?;
+            json.get("vkey")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{path} has no \"vkey\" member"))?
+        } else {
+            contents.to_owned()
+        };
+        Verifier::parse(&vkey).map_err(|e| format!("{path} holds no verifier key: {e}"))
+    };
+    if let Some(path) = text.strip_prefix('@') {
+        return from_file(path);
+    }
+    if std::path::Path::new(text).is_file() {
+        return from_file(text);
+    }
+    Verifier::parse(text.trim()).map_err(|e| format!("not a verifier key ({e})"))
 }
 
 fn parse_limit(text: &str) -> Result<i64, String> {

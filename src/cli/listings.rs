@@ -1,4 +1,5 @@
-//! The read-only commands: `verify`, `replay --check` and every listing. They open an existing
+//! The read-only commands: `replay --check` and every listing (`verify` is with the auditors'
+//! commands). They open an existing
 //! ledger read-only and never create or change anything (no database, schema, table or key
 //! file); each prints one JSON value. Listings never show a secret: tokens appear by id,
 //! credentials by integration, version and key id.
@@ -12,7 +13,7 @@ use super::refusal::Failure;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::views::{lease_json, token_json};
-use mcp_events::{EventStore, Timestamp, VerifyOutcome};
+use mcp_events::{EventStore, Timestamp};
 use mcp_projections::queries::{self, LeaseFilter, LeaseState};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -22,8 +23,7 @@ use std::process::ExitCode;
 pub fn is_read_only(command: &CliCommand) -> bool {
     matches!(
         command,
-        CliCommand::Verify
-            | CliCommand::Replay { check: true }
+        CliCommand::Replay { check: true }
             | CliCommand::User(UserCommand::List)
             | CliCommand::Org(OrgCommand::List)
             | CliCommand::Integration(IntegrationCommand::List { .. })
@@ -49,10 +49,8 @@ async fn read(
     command: CliCommand,
     progress: &mut mcp_projections::replay::Progress<'_>,
 ) -> Result<ExitCode, Failure> {
-    match command {
-        CliCommand::Verify => return verify(store).await,
-        CliCommand::Replay { .. } => return check(store, progress).await,
-        _ => {}
+    if let CliCommand::Replay { .. } = command {
+        return check(store, progress).await;
     }
     // Listings read the projections, which only a writer brings up to date.
     if !mcp_projections::schema::current(store)
@@ -106,19 +104,6 @@ async fn read(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(store: &EventStore) -> Result<ExitCode, Failure> {
-    match store.verify().await? {
-        VerifyOutcome::Valid { events, head } => {
-            print(json!({ "valid": true, "events": events, "head": head }));
-            Ok(ExitCode::SUCCESS)
-        }
-        VerifyOutcome::Broken { position, reason } => {
-            print(json!({ "valid": false, "position": position, "reason": reason }));
-            Err(format!("the event log is broken at position {position}: {reason}").into())
-        }
-    }
-}
-
 async fn check(
     store: &EventStore,
     progress: &mut mcp_projections::replay::Progress<'_>,
@@ -131,6 +116,13 @@ async fn check(
         mcp_projections::CheckOutcome::Differs { table, description } => {
             print(json!({ "identical": false, "table": table, "difference": description }));
             Err(format!("projection {table} differs from the log: {description}").into())
+        }
+        mcp_projections::CheckOutcome::LogDoesNotVerify(reason) => {
+            print(json!({ "identical": false, "log": reason }));
+            Err(format!(
+                "the log does not verify, so projections cannot be checked against it: {reason}"
+            )
+            .into())
         }
     }
 }

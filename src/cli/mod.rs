@@ -5,10 +5,12 @@
 //! - `refusal`: how a failure is printed (one line, never a secret);
 //! - `listings`: the read-only commands, which never create or change anything;
 //! - `admin`: the write commands; `keys`: key rotation; `credentials`: where credentials come
-//!   from.
+//!   from;
+//! - `audit`: `export` and `verify`, the auditors' commands.
 
 mod admin;
 mod args;
+mod audit;
 mod credentials;
 mod keys;
 mod listings;
@@ -100,6 +102,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             ledger.store().database().close().await;
             outcome
         }
+        CliCommand::Verify(args) => audit::verify(&settings, args).await,
+        CliCommand::Export(args) => audit::export(&settings, args, clock.as_ref()).await,
         command if listings::is_read_only(&command) => {
             listings::run(&settings, command, &mut progress).await
         }
@@ -141,6 +145,27 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             outcome
         }
     }
+}
+
+/// A long command's progress on a terminal, as `<label>: done/total <unit> (percent)`, at
+/// most once a percent; nothing when stderr is not a terminal or the total is small.
+fn progress_line(label: &'static str, unit: &'static str) -> Box<crate::audit::Progress> {
+    let on_terminal = std::io::stderr().is_terminal();
+    let mut last_percent = u64::MAX;
+    let small = if unit == "bytes" { 1 << 24 } else { 10_000 };
+    Box::new(move |done, total| {
+        if !on_terminal || total < small {
+            return;
+        }
+        let percent = (done * 100 / total.max(1)).min(100);
+        if percent != last_percent {
+            last_percent = percent;
+            eprint!("\r{label}: {done}/{total} {unit} ({percent}%)");
+            if done >= total {
+                eprintln!();
+            }
+        }
+    })
 }
 
 /// Replay's progress on a terminal (large logs only); nothing when stderr is not a terminal.

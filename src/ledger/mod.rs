@@ -24,6 +24,7 @@ use crate::keyring::Keyring;
 use crate::random::{Entropy, OsEntropy};
 use crate::secrets::SecretError;
 use mcp_events::{AppendError, EventStore, RawEvent, StoreError, Timestamp};
+use mcp_projections::ReplayError;
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -121,6 +122,9 @@ pub struct LedgerSetup {
     /// Whether the writer keeps what it has read from one batch to the next (while nobody else
     /// appends). See README "Writer memory" for what it is worth.
     pub memory: bool,
+    /// The log's verifier key, when this process knows it: a projection rebuild at opening
+    /// checks the latest checkpoint's signature with it (without it, its stated root).
+    pub log_key: Option<mcp_tlog::Verifier>,
 }
 
 impl LedgerSetup {
@@ -135,6 +139,7 @@ impl LedgerSetup {
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),
             memory: true,
+            log_key: None,
         }
     }
 }
@@ -187,10 +192,18 @@ impl<T> Queued<T> {
 impl Ledger {
     /// Brings projections up to date with the log and starts the writer task.
     pub async fn open(store: EventStore, setup: LedgerSetup) -> Result<Self, CommandError> {
+        // The tree first: a rebuild checks the events against it.
+        mcp_events::tree::catch_up(&store).await?;
         let started = std::time::Instant::now();
-        let rebuilt = mcp_projections::ensure(&store)
+        let rebuilt = mcp_projections::ensure_checked(&store, setup.log_key.as_ref())
             .await
-            .map_err(|e| CommandError::Internal(format!("bringing projections up to date: {e}")))?;
+            .map_err(|e| match e {
+                // Already one line saying what is wrong and that nothing changed.
+                e @ (ReplayError::Truncated { .. } | ReplayError::Tampered(_)) => {
+                    CommandError::Internal(e.to_string())
+                }
+                e => CommandError::Internal(format!("bringing projections up to date: {e}")),
+            })?;
         if rebuilt {
             let elapsed = started.elapsed();
             metrics::histogram!(crate::metrics::PROJECTIONS_REBUILD_DURATION)
@@ -200,7 +213,6 @@ impl Ledger {
                 "projections rebuilt"
             );
         }
-        mcp_events::tree::catch_up(&store).await?;
         let shared = Arc::new(Shared {
             store,
             setup,
@@ -250,6 +262,11 @@ impl Ledger {
             .await
             .map_err(|_| CommandError::Internal("the ledger writer stopped".into()))?;
         Ok(Queued { reply: outcome })
+    }
+
+    /// The log's verifier key, when this process knows it (see `LedgerSetup::log_key`).
+    pub fn log_key(&self) -> Option<&mcp_tlog::Verifier> {
+        self.shared.setup.log_key.as_ref()
     }
 
     pub fn store(&self) -> &EventStore {

@@ -139,6 +139,11 @@ impl Cli {
         command
     }
 
+    /// A file in this test's working directory (where relative paths of commands land).
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_with(args, &[], None)
     }
@@ -292,4 +297,47 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The verifier key of `SIGNING_KEY`, as `/api/audit/key` serves it.
+pub fn vkey() -> String {
+    mcp_tlog::Signer::from_private_key(SIGNING_KEY)
+        .unwrap()
+        .verifier()
+        .vkey()
+}
+
+/// The Python interpreter of a venv holding `cryptography` (made by tools/venv.sh), for
+/// tools/verify_ledger.py.
+pub fn verifier_python() -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/venv.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script} (bash is needed): {e}"));
+    assert!(
+        output.status.success(),
+        "the auditors' Python verifier needs `cryptography`, and {script} could not provide it \
+         (python3 with venv, and PyPI, are needed):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// `python3 tools/verify_ledger.py ARGS`: exit code and its one line (stdout or stderr).
+pub fn python_verify(args: &[&str]) -> (i32, String) {
+    let output = Command::new(verifier_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/verify_ledger.py"
+        ))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text.trim().to_owned())
 }

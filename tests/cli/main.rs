@@ -2,8 +2,10 @@
 //! per test, on SQLite and PostgreSQL.
 
 mod arguments;
+mod auditors;
 mod helpers;
 mod keys;
 mod listings;
 mod operator;
 mod read_only;
+mod tampering;

@@ -8,6 +8,7 @@ use sqlx::{Connection, Executor};
 
 const READ_ONLY: &[&[&str]] = &[
     &["verify"],
+    &["export", "--out", "events.jsonl"],
     &["replay", "--check"],
     &["user", "list"],
     &["org", "list"],

@@ -123,26 +123,53 @@ pub fn leaf_data_from_event_hash(event_hash_hex: &str) -> Result<[u8; 32], TreeE
 /// The Merkle Tree Hash (RFC 6962 §2.1) of `leaves` (leaf *data*, hashed here), computed in
 /// O(n) time and O(log n) memory without a store.
 pub fn root<D: AsRef<[u8]>>(leaves: &[D]) -> Hash {
-    // A stack of complete subtrees (level, hash), merged as they pair up: the same order as the
-    // stored hashes, only keeping the frontier.
-    let mut stack: Vec<(u32, Hash)> = Vec::new();
+    let mut frontier = Frontier::new();
     for leaf in leaves {
-        let mut level = 0;
-        let mut h = leaf_hash(leaf.as_ref());
-        while let Some((l, left)) = stack.last() {
-            if *l != level {
-                break;
-            }
-            h = node_hash(left, &h);
-            level += 1;
-            stack.pop();
-        }
-        stack.push((level, h));
+        frontier.push_leaf_hash(leaf_hash(leaf.as_ref()));
     }
-    let mut iter = stack.into_iter().rev();
-    match iter.next() {
-        None => empty_root(),
-        Some((_, last)) => iter.fold(last, |acc, (_, left)| node_hash(&left, &acc)),
+    frontier.root()
+}
+
+/// The right edge of a tree that grows one leaf at a time: the roots of its complete subtrees,
+/// largest first (one per bit of the size). Enough to compute the root of the leaves so far, in
+/// O(log n) memory, so a verifier can stream a whole log through it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    subtrees: Vec<Hash>,
+}
+
+impl Frontier {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of leaves so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf by its leaf hash (`leaf_hash(data)`).
+    pub fn push_leaf_hash(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        // Each trailing one bit of the old size is a complete subtree the new leaf completes.
+        let mut completed = self.size;
+        while completed & 1 == 1 {
+            let left = self
+                .subtrees
+                .pop()
+                .expect("one subtree per bit of the size");
+            hash = node_hash(&left, &hash);
+            completed >>= 1;
+        }
+        self.subtrees.push(hash);
+        self.size += 1;
+    }
+
+    /// The Merkle Tree Hash of the leaves so far (the empty tree's for none).
+    pub fn root(&self) -> Hash {
+        fold_subtrees(&self.subtrees)
     }
 }
 

@@ -255,6 +255,23 @@ fn tree_hash_matches_naive_mth_for_every_size() {
 }
 
 #[test]
+fn a_frontier_gives_the_root_at_every_size_as_it_grows() {
+    let (l, store) = store_of(1100);
+    let mut frontier = merkle::Frontier::new();
+    assert_eq!(frontier.root(), empty_root());
+    for (i, leaf) in l.iter().enumerate() {
+        frontier.push_leaf_hash(*leaf);
+        let size = i as u64 + 1;
+        assert_eq!(frontier.size(), size);
+        assert_eq!(
+            frontier.root(),
+            tree_hash(size, &store).unwrap(),
+            "size {size}"
+        );
+    }
+}
+
+#[test]
 fn every_proof_in_small_trees_matches_the_rfc_definition() {
     let (l, store) = store_of(70);
     for n in 1..=70usize {
