@@ -33,9 +33,18 @@ fn add(errors: &mut Errors, field: impl Into<String>, message: impl Into<String>
     errors.entry(field.into()).or_default().push(message.into());
 }
 
+/// An integer, or a number with no fractional part (`3600.0`): Laravel's `integer` rule and
+/// JSON Schema's `integer` accept both. Past `i64`, saturated (and so out of range).
+fn whole_number(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        let number = value.as_f64()?;
+        (number.fract() == 0.0).then_some(number as i64)
+    })
+}
+
 fn ttl(body: &Map<String, Value>, policy: LeasePolicy, errors: &mut Errors) -> Option<i64> {
     let value = body.get("ttl").filter(|v| !v.is_null())?;
-    match value.as_i64() {
+    match whole_number(value) {
         Some(ttl) if (policy.min_ttl..=policy.max_ttl).contains(&ttl) => Some(ttl),
         Some(_) => {
             add(

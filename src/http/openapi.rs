@@ -148,12 +148,16 @@ pub fn finish(mut document: OpenApi, policy: LeasePolicy) -> OpenApi {
             .entry(name.into_owned())
             .or_insert(schema);
     }
-    // What the attributes cannot say: this server's TTL bounds.
+    // What the attributes cannot say: this server's TTL bounds, and that services are distinct
+    // (utoipa 5 has no `unique_items`).
     for body in ["LeaseRequestBody", "RenewRequestBody"] {
         if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(body) {
             if let Some(RefOr::T(Schema::Object(ttl))) = object.properties.get_mut("ttl") {
                 ttl.minimum = Some(Number::Int(policy.min_ttl as isize));
                 ttl.maximum = Some(Number::Int(policy.max_ttl as isize));
+            }
+            if let Some(RefOr::T(Schema::Array(services))) = object.properties.get_mut("services") {
+                services.unique_items = true;
             }
         }
     }

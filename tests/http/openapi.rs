@@ -73,6 +73,8 @@ async fn the_document_describes_every_route_the_server_serves(backend: Backend) 
             "{body}"
         );
     }
+    let services = &document["components"]["schemas"]["LeaseRequestBody"]["properties"]["services"];
+    assert_eq!(services["uniqueItems"], true, "{services}");
 
     // And the router serves each of them: no answer from its fallbacks (404 `Not Found`, 405).
     for (method, template) in ROUTES {
