@@ -7,7 +7,7 @@
 #
 # Installs Schemathesis (pinned) into a venv under the cargo target directory; needs python3 with
 # venv, PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; TEST_POSTGRES_URL elsewhere) and
-# no stdin. SCHEMATHESIS_MAX_EXAMPLES (default 100 per operation and phase) and
+# no stdin. SCHEMATHESIS_MAX_EXAMPLES (default 300 per operation and phase) and
 # SCHEMATHESIS_TIMEOUT (seconds per pass, default 300) bound the run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,7 +15,7 @@ root="$(cd "$here/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 version=4.32.5
 venv="$target/schemathesis-venv"
-max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
+max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-300}"
 pass_timeout="${SCHEMATHESIS_TIMEOUT:-300}"
 postgres="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 work="$(mktemp -d)"

@@ -272,7 +272,7 @@ fn base64_all(hashes: &[merkle::Hash]) -> Vec<String> {
     operation_id = "inclusion_proof",
     security(("audit_token" = [])),
     params(
-        ("position" = i64, Query, minimum = 1,
+        ("position" = i64, Query, minimum = 1, example = 1,
             description = "The event's position, at most `tree_size`."),
         ("tree_size" = Option<i64>, Query, minimum = 1,
             description = "The tree's size: at most, and by default, the latest checkpoint's."),
@@ -364,7 +364,7 @@ pub struct ConsistencyView {
     operation_id = "consistency_proof",
     security(("audit_token" = [])),
     params(
-        ("from" = i64, Query, minimum = 1, description = "The older tree's size, at most `to`."),
+        ("from" = i64, Query, minimum = 1, example = 1, description = "The older tree's size, at most `to`."),
         ("to" = Option<i64>, Query, minimum = 1,
             description = "The newer tree's size: at most, and by default, the latest \
                 checkpoint's."),
@@ -435,7 +435,7 @@ pub async fn consistency(
     operation_id = "tlog_tile",
     security(("audit_token" = [])),
     params(
-        ("path" = String, Path, min_length = 1, description = "The rest of the tile's path, \
+        ("path" = String, Path, min_length = 1, example = "0/000.p/1", description = "The rest of the tile's path, \
             slashes included: `<L>/<N>[.p/<W>]` for a hash tile, `entries/<N>[.p/<W>]` for an \
             entry bundle (`c2sp.org/tlog-tiles`; `N` in groups of three digits, `x001/234`)."),
     ),
