@@ -34,6 +34,22 @@ impl ServiceName {
     }
 }
 
+/// The rule of `ServiceName::parse`, for the OpenAPI document.
+pub const SERVICE_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9_.-]{0,63}$";
+
+impl utoipa::PartialSchema for ServiceName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(SERVICE_NAME_PATTERN))
+            .examples(["todoist"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ServiceName {}
+
 impl fmt::Display for ServiceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

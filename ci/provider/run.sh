@@ -15,7 +15,7 @@ fi
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cd "$work"
-"$root/target/release/mcp-manager" serve --seed --bind "127.0.0.1:$port" >seed.out 2>server.log &
+"${CARGO_TARGET_DIR:-$root/target}/release/mcp-manager" serve --seed --bind "127.0.0.1:$port" >seed.out 2>server.log &
 server=$!
 for _ in $(seq 1 100); do
   grep -q '^MCP_TOKEN=' seed.out 2>/dev/null && curl -s -o /dev/null "http://127.0.0.1:$port/api/mcp/me" && break

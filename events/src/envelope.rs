@@ -118,17 +118,27 @@ pub struct RecordedEvent {
 /// An event row exactly as stored, for the hash chain and for auditors. Serialized, it is the
 /// auditors' event object: every column, `payload` and `metadata` as the stored JSON strings (so
 /// hashes can be recomputed byte for byte).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RawEvent {
+    /// The event's place in the log, from 1 without gaps (leaf `position - 1` of the tree).
+    #[schema(minimum = 1)]
     pub position: i64,
     pub stream_id: String,
+    #[schema(minimum = 1)]
     pub stream_version: i64,
     pub event_type: String,
+    #[schema(minimum = 1)]
     pub event_version: i64,
+    /// The payload's JSON text as stored (hashed byte for byte).
     pub payload: String,
+    /// The metadata's JSON text as stored (hashed byte for byte).
     pub metadata: String,
     pub recorded_at: String,
+    /// The previous event's `hash` (64 zeros before the first).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub prev_hash: String,
+    /// SHA-256 over `prev_hash` and the other columns, hex.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
 }
 

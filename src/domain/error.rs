@@ -57,17 +57,46 @@ pub enum DomainError {
     Invalid(String),
 }
 
-/// Why a bearer token was refused; `Display` is the contract's `error` string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+/// Why a bearer token was refused; `Display` and the serialized form are the contract's `error`
+/// string.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error, serde::Serialize, utoipa::ToSchema,
+)]
 pub enum AuthRefusal {
     #[error("Missing bearer token")]
+    #[serde(rename = "Missing bearer token")]
     Missing,
     #[error("Invalid token")]
+    #[serde(rename = "Invalid token")]
     Invalid,
     #[error("Token has expired")]
+    #[serde(rename = "Token has expired")]
     Expired,
     #[error("Token is inactive")]
+    #[serde(rename = "Token is inactive")]
     Inactive,
     #[error("Token usage limit exceeded")]
+    #[serde(rename = "Token usage limit exceeded")]
     UsageLimitExceeded,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuthRefusal;
+
+    #[test]
+    fn a_refusal_serializes_as_it_displays() {
+        for refusal in [
+            AuthRefusal::Missing,
+            AuthRefusal::Invalid,
+            AuthRefusal::Expired,
+            AuthRefusal::Inactive,
+            AuthRefusal::UsageLimitExceeded,
+        ] {
+            assert_eq!(
+                serde_json::to_value(refusal).unwrap(),
+                serde_json::Value::String(refusal.to_string())
+            );
+        }
+    }
 }

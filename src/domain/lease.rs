@@ -6,7 +6,9 @@ use mcp_events::{CredentialScope, DomainEvent, ResolvedService, Timestamp};
 use mcp_projections::rows::LeaseRow;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `expired` once now ≥ `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum LeaseStatus {
     Active,
     Expired,

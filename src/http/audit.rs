@@ -6,12 +6,14 @@
 //! reads is read afterwards on the pool, never through the writer. Proofs and tiles are only
 //! served for trees a signed checkpoint covers, so what an auditor checks against is signed.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody, Forbidden, ValidationErrors};
+use super::openapi::{Binary, Refusals};
+use super::path::PathParam;
 use super::request::{perform, RequestCaller};
 use super::AppState;
 use crate::commands::mcp::{AuditAccess, Caller};
 use crate::ledger::CommandError;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -98,14 +100,39 @@ pub async fn latest_checkpoint(state: &AppState) -> Result<StoredCheckpoint, Api
         .map_err(internal)
 }
 
-#[derive(Serialize)]
+/// A page of the log.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EventsPage {
+    /// The events after `after`, in order.
     pub events: Vec<RawEvent>,
+    /// The `after` of the next page (the last position here, or `after` if none).
     pub next_after: i64,
+    /// The log's head position when the page was read.
     pub head: i64,
 }
 
 /// `GET /api/audit/events?after=P&limit=L`: the events after `P` in order, at most `L`.
+#[utoipa::path(
+    get,
+    path = "/api/audit/events",
+    tag = "audit",
+    operation_id = "audit_events",
+    security(("audit_token" = [])),
+    params(
+        ("after" = Option<i64>, Query, minimum = 0,
+            description = "Events with a position after this one (default 0)."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000,
+            description = "At most this many events (default 100)."),
+    ),
+    responses(
+        (status = 200, description = "A page of events, as stored.", body = EventsPage),
+        (status = 403, description = "A token of the `leases` scope (`insufficient_scope`).",
+            body = Forbidden),
+        (status = 422, description = "`after` or `limit` out of range or not an integer.",
+            body = ValidationErrors),
+        Refusals,
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     RequestCaller(caller): RequestCaller,
@@ -142,7 +169,22 @@ fn checkpoint_text(checkpoint: &StoredCheckpoint) -> Response {
         .into_response()
 }
 
-/// `GET /api/audit/checkpoint` (and `/api/audit/tlog/checkpoint`): the latest signed checkpoint.
+/// `GET /api/audit/checkpoint`: the latest signed checkpoint.
+#[utoipa::path(
+    get,
+    path = "/api/audit/checkpoint",
+    tag = "audit",
+    operation_id = "audit_checkpoint",
+    security(("audit_token" = [])),
+    responses(
+        (status = 200, description = "The latest signed checkpoint (`c2sp.org/tlog-checkpoint` \
+            note text); one is signed first if the log has none.", body = String,
+            content_type = "text/plain; charset=utf-8"),
+        (status = 403, description = "A token of the `leases` scope (`insufficient_scope`).",
+            body = Forbidden),
+        Refusals,
+    )
+)]
 pub async fn checkpoint(
     State(state): State<AppState>,
     RequestCaller(caller): RequestCaller,
@@ -151,13 +193,51 @@ pub async fn checkpoint(
     Ok(checkpoint_text(&latest_checkpoint(&state).await?))
 }
 
-#[derive(Serialize)]
+/// `GET /api/audit/tlog/checkpoint`: the same, at its `c2sp.org/tlog-tiles` path.
+#[utoipa::path(
+    get,
+    path = "/api/audit/tlog/checkpoint",
+    tag = "audit",
+    operation_id = "tlog_checkpoint",
+    security(("audit_token" = [])),
+    responses(
+        (status = 200, description = "The latest signed checkpoint (note text).", body = String,
+            content_type = "text/plain; charset=utf-8"),
+        (status = 403, description = "A token of the `leases` scope (`insufficient_scope`).",
+            body = Forbidden),
+        Refusals,
+    )
+)]
+pub async fn tlog_checkpoint(
+    state: State<AppState>,
+    caller: RequestCaller,
+) -> Result<Response, ApiError> {
+    checkpoint(state, caller).await
+}
+
+/// The log's verifier key.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyView {
+    /// The log's origin, the key's name (`MCP_LOG_ORIGIN`).
     pub origin: String,
+    /// `<origin>+<key id hex>+<base64(0x01 || Ed25519 public key)>`.
     pub vkey: String,
 }
 
 /// `GET /api/audit/key`: the log's origin and verifier key.
+#[utoipa::path(
+    get,
+    path = "/api/audit/key",
+    tag = "audit",
+    operation_id = "audit_key",
+    security(("audit_token" = [])),
+    responses(
+        (status = 200, description = "The verifier key.", body = KeyView),
+        (status = 403, description = "A token of the `leases` scope (`insufficient_scope`).",
+            body = Forbidden),
+        Refusals,
+    )
+)]
 pub async fn key(
     State(state): State<AppState>,
     RequestCaller(caller): RequestCaller,
@@ -169,7 +249,8 @@ pub async fn key(
     }))
 }
 
-#[derive(Serialize)]
+/// An RFC 6962 inclusion proof; hashes in base64.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InclusionView {
     pub position: i64,
     pub leaf_index: i64,
@@ -184,6 +265,27 @@ fn base64_all(hashes: &[merkle::Hash]) -> Vec<String> {
 
 /// `GET /api/audit/proof/inclusion?position=P&tree_size=N`: the event at `P` is in the tree of
 /// size `N` (at most, and by default, the latest checkpoint's size).
+#[utoipa::path(
+    get,
+    path = "/api/audit/proof/inclusion",
+    tag = "audit",
+    operation_id = "inclusion_proof",
+    security(("audit_token" = [])),
+    params(
+        ("position" = i64, Query, minimum = 1, example = 1,
+            description = "The event's position, at most `tree_size`."),
+        ("tree_size" = Option<i64>, Query, minimum = 1,
+            description = "The tree's size: at most, and by default, the latest checkpoint's."),
+    ),
+    responses(
+        (status = 200, description = "The proof (RFC 6962 §2.1.1).", body = InclusionView),
+        (status = 403, description = "A token of the `leases` scope (`insufficient_scope`).",
+            body = Forbidden),
+        (status = 422, description = "A missing `position`, values out of range or not \
+            integers, or a log with no checkpointed event yet.", body = ValidationErrors),
+        Refusals,
+    )
+)]
 pub async fn inclusion(
     State(state): State<AppState>,
     RequestCaller(caller): RequestCaller,
@@ -245,7 +347,8 @@ pub async fn inclusion(
     }))
 }
 
-#[derive(Serialize)]
+/// An RFC 6962 consistency proof; hashes in base64.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConsistencyView {
     pub from: i64,
     pub to: i64,
@@ -254,6 +357,27 @@ pub struct ConsistencyView {
 
 /// `GET /api/audit/proof/consistency?from=M&to=N`: the tree of size `N` extends the tree of
 /// size `M`; `0 < M <= N <=` the latest checkpoint's size (`N` by default that size).
+#[utoipa::path(
+    get,
+    path = "/api/audit/proof/consistency",
+    tag = "audit",
+    operation_id = "consistency_proof",
+    security(("audit_token" = [])),
+    params(
+        ("from" = i64, Query, minimum = 1, example = 1, description = "The older tree's size, at most `to`."),
+        ("to" = Option<i64>, Query, minimum = 1,
+            description = "The newer tree's size: at most, and by default, the latest \
+                checkpoint's."),
+    ),
+    responses(
+        (status = 200, description = "The proof (RFC 6962 §2.1.2).", body = ConsistencyView),
+        (status = 403, description = "A token of the `leases` scope (`insufficient_scope`).",
+            body = Forbidden),
+        (status = 422, description = "A missing `from`, values out of range or not integers, \
+            or a log with no checkpointed event yet.", body = ValidationErrors),
+        Refusals,
+    )
+)]
 pub async fn consistency(
     State(state): State<AppState>,
     RequestCaller(caller): RequestCaller,
@@ -304,10 +428,34 @@ pub async fn consistency(
 
 /// `GET /api/audit/tlog/tile/…`: a hash tile or an entry bundle of the tree the latest
 /// checkpoint signs (`c2sp.org/tlog-tiles`); an entry is an event's 32-byte hash.
+#[utoipa::path(
+    get,
+    path = "/api/audit/tlog/tile/{path}",
+    tag = "audit",
+    operation_id = "tlog_tile",
+    security(("audit_token" = [])),
+    params(
+        ("path" = String, Path, min_length = 1, example = "0/000.p/1", description = "The rest of the tile's path, \
+            slashes included: `<L>/<N>[.p/<W>]` for a hash tile, `entries/<N>[.p/<W>]` for an \
+            entry bundle (`c2sp.org/tlog-tiles`; `N` in groups of three digits, `x001/234`)."),
+    ),
+    responses(
+        (status = 200, description = "The tile's bytes. A full tile is immutable and cached for \
+            a year; a partial one is `no-cache`.", body = Binary,
+            content_type = "application/octet-stream"),
+        (status = 400, description = "The path is not UTF-8 once percent-decoded \
+            (`invalid_path`).", body = ErrorBody),
+        (status = 403, description = "A token of the `leases` scope (`insufficient_scope`).",
+            body = Forbidden),
+        (status = 404, description = "No such tile in the signed tree (`not_found`).",
+            body = ErrorBody),
+        Refusals,
+    )
+)]
 pub async fn tile(
     State(state): State<AppState>,
     RequestCaller(caller): RequestCaller,
-    Path(path): Path<String>,
+    PathParam(path): PathParam,
 ) -> Result<Response, ApiError> {
     authorize(&state, caller).await?;
     let not_found = || ApiError::NotFound("No such tile in the signed tree.");
@@ -360,6 +508,32 @@ pub async fn tile(
 
 /// `GET /api/audit/events/stream?after=P` (or `Last-Event-ID: P`): every event after `P`, then
 /// each new one as it commits, and each new checkpoint; a comment line at least every 15 s.
+#[utoipa::path(
+    get,
+    path = "/api/audit/events/stream",
+    tag = "audit",
+    operation_id = "audit_event_stream",
+    security(("audit_token" = [])),
+    params(
+        ("after" = Option<i64>, Query, minimum = 0,
+            description = "Stream the events after this position (default 0)."),
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "An event position (a reconnecting `EventSource` sends it); it \
+                overrides `after`."),
+    ),
+    responses(
+        (status = 200, description = "A `text/event-stream` that does not end: for each event \
+            `id: <position>`, `event: ledger_event`, `data: <event object>`; for each new \
+            checkpoint `event: checkpoint`, `data: {\"tree_size\": N, \"checkpoint\": \
+            \"<note text>\"}`; a comment line at least every 15 s; `event: error` before the \
+            server closes it.", body = String, content_type = "text/event-stream"),
+        (status = 403, description = "A token of the `leases` scope (`insufficient_scope`).",
+            body = Forbidden),
+        (status = 422, description = "`after` or `Last-Event-ID` is not an event position.",
+            body = ValidationErrors),
+        Refusals,
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     RequestCaller(caller): RequestCaller,

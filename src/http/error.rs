@@ -1,4 +1,5 @@
-//! One error type for the HTTP layer, speaking the JSON shapes of CONTRACT.md.
+//! One error type for the HTTP layer, speaking the JSON shapes of CONTRACT.md. The bodies are
+//! types, so that the OpenAPI document describes what is sent (`openapi.rs`).
 
 use crate::commands::mcp::{Refusal, RequestRejection};
 use crate::domain::{AuthRefusal, DomainError};
@@ -7,7 +8,9 @@ use axum::http::header::CONNECTION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -17,18 +20,96 @@ pub enum ApiError {
     Failed(#[from] CommandError),
     /// Query values out of range or malformed (after authentication): 422, Laravel style.
     #[error("invalid request: {0:?}")]
-    Invalid(std::collections::BTreeMap<String, Vec<String>>),
+    Invalid(BTreeMap<String, Vec<String>>),
     /// Nothing at this address (a tile the signed tree does not hold): 404 with this message.
     #[error("not found: {0}")]
     NotFound(&'static str),
 }
 
-fn body(status: StatusCode, value: Value) -> Response {
+/// Every error but a validation error: what happened, and a machine-readable code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(examples("Lease not found"))]
+    pub message: String,
+    /// `not_found`, `invalid_json`, `invalid_path`, `unsupported_media_type`,
+    /// `payload_too_large`, `request_timeout`, `too_many_attempts`, `unavailable`, `internal`, …
+    #[schema(examples("not_found"))]
+    pub error: String,
+}
+
+/// A refused bearer token (401).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unauthenticated {
+    /// Always `Unauthenticated`.
+    #[schema(value_type = String, pattern = "^Unauthenticated$")]
+    pub message: &'static str,
+    pub error: AuthRefusal,
+}
+
+/// A refusal after authentication (403): another user's lease (no `error`), a token of the
+/// wrong scope (`insufficient_scope`), a lease that cannot be renewed (`error`: `Lease has
+/// expired`, `Lease has been revoked`, `Lease is not renewable`) or out of renewals
+/// (`max_renewals_reached`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Forbidden {
+    #[schema(examples("This action is unauthorized."))]
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(examples("insufficient_scope"))]
+    pub error: Option<String>,
+}
+
+/// Invalid fields (422, Laravel style): the first message (and how many more), then every
+/// message by field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrors {
+    #[schema(examples("The services field is required."))]
+    pub message: String,
+    pub errors: BTreeMap<String, Vec<String>>,
+}
+
+/// No requested service resolves to a credential (422): no lease was made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoCredentials {
+    /// Always `No credentials available for requested services`.
+    pub message: &'static str,
+    pub missing_services: Vec<String>,
+}
+
+/// What a refused lease request may answer with 422.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LeaseUnprocessable {
+    Validation(ValidationErrors),
+    NoCredentials(NoCredentials),
+}
+
+fn body(status: StatusCode, value: impl Serialize) -> Response {
     (status, Json(value)).into_response()
 }
 
+fn error_body(status: StatusCode, message: impl Into<String>, code: impl Into<String>) -> Response {
+    body(
+        status,
+        ErrorBody {
+            message: message.into(),
+            error: code.into(),
+        },
+    )
+}
+
+fn forbidden(message: &str, code: Option<&str>) -> Response {
+    body(
+        StatusCode::FORBIDDEN,
+        Forbidden {
+            message: message.to_owned(),
+            error: code.map(str::to_owned),
+        },
+    )
+}
+
 /// A Laravel-style validation response: the first message (and how many more), then all.
-pub fn validation(errors: &std::collections::BTreeMap<String, Vec<String>>) -> Response {
+pub fn validation(errors: &BTreeMap<String, Vec<String>>) -> Response {
     let mut messages = errors.values().flatten();
     let first = messages.next().cloned().unwrap_or_default();
     let more = messages.count();
@@ -39,7 +120,10 @@ pub fn validation(errors: &std::collections::BTreeMap<String, Vec<String>>) -> R
     };
     body(
         StatusCode::UNPROCESSABLE_ENTITY,
-        json!({ "message": message, "errors": errors }),
+        ValidationErrors {
+            message,
+            errors: errors.clone(),
+        },
     )
 }
 
@@ -61,7 +145,10 @@ fn refusal(refusal: &Refusal) -> Response {
                 .increment(1);
             let mut response = body(
                 StatusCode::UNAUTHORIZED,
-                json!({ "message": "Unauthenticated", "error": reason.to_string() }),
+                Unauthenticated {
+                    message: "Unauthenticated",
+                    error: *reason,
+                },
             );
             // For the flood guard, which budgets refusals (`flood.rs`).
             response.extensions_mut().insert(*reason);
@@ -76,7 +163,7 @@ fn refusal(refusal: &Refusal) -> Response {
                 StatusCode::REQUEST_TIMEOUT => "request_timeout",
                 _ => "invalid_json",
             };
-            let mut response = body(status, json!({ "message": message, "error": code }));
+            let mut response = error_body(status, message.as_str(), code);
             if matches!(
                 status,
                 StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
@@ -94,36 +181,31 @@ fn refusal(refusal: &Refusal) -> Response {
 
 fn domain(error: &DomainError) -> Response {
     match error {
-        DomainError::LeaseNotOwned => body(
-            StatusCode::FORBIDDEN,
-            json!({ "message": "This action is unauthorized." }),
-        ),
-        DomainError::InsufficientScope => body(
-            StatusCode::FORBIDDEN,
-            json!({ "message": "This action is unauthorized.", "error": "insufficient_scope" }),
-        ),
-        DomainError::LeaseNotFound => body(
-            StatusCode::NOT_FOUND,
-            json!({ "message": "Lease not found", "error": "not_found" }),
-        ),
-        DomainError::LeaseCannotBeRenewed { reason } => body(
-            StatusCode::FORBIDDEN,
-            json!({ "message": "Lease cannot be renewed", "error": reason }),
-        ),
-        DomainError::MaxRenewalsReached => body(
-            StatusCode::FORBIDDEN,
-            json!({ "message": "Maximum renewal count reached", "error": "max_renewals_reached" }),
+        DomainError::LeaseNotOwned => forbidden("This action is unauthorized.", None),
+        DomainError::InsufficientScope => {
+            forbidden("This action is unauthorized.", Some("insufficient_scope"))
+        }
+        DomainError::LeaseNotFound => {
+            error_body(StatusCode::NOT_FOUND, "Lease not found", "not_found")
+        }
+        DomainError::LeaseCannotBeRenewed { reason } => {
+            forbidden("Lease cannot be renewed", Some(reason))
+        }
+        DomainError::MaxRenewalsReached => forbidden(
+            "Maximum renewal count reached",
+            Some("max_renewals_reached"),
         ),
         DomainError::NoCredentials { missing_services } => body(
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({
-                "message": "No credentials available for requested services",
-                "missing_services": missing_services,
-            }),
+            NoCredentials {
+                message: "No credentials available for requested services",
+                missing_services: missing_services.clone(),
+            },
         ),
-        other => body(
+        other => error_body(
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({ "message": other.to_string(), "error": "invalid_request" }),
+            other.to_string(),
+            "invalid_request",
         ),
     }
 }
@@ -133,23 +215,22 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Refused(r) => refusal(&r),
             ApiError::Invalid(errors) => validation(&errors),
-            ApiError::NotFound(message) => body(
-                StatusCode::NOT_FOUND,
-                json!({ "message": message, "error": "not_found" }),
-            ),
+            ApiError::NotFound(message) => error_body(StatusCode::NOT_FOUND, message, "not_found"),
             ApiError::Failed(CommandError::Unavailable(reason)) => {
                 // The request id is on the enclosing span; details stay in the log.
                 tracing::error!(%reason, "the ledger is unavailable");
-                body(
+                error_body(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({ "message": "Service Unavailable", "error": "unavailable" }),
+                    "Service Unavailable",
+                    "unavailable",
                 )
             }
             ApiError::Failed(error) => {
                 tracing::error!(%error, "request failed");
-                body(
+                error_body(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({ "message": "Server Error", "error": "internal" }),
+                    "Server Error",
+                    "internal",
                 )
             }
         }
@@ -158,19 +239,17 @@ impl IntoResponse for ApiError {
 
 /// A JSON error with its `error` code (for the HTTP stack's own refusals).
 pub fn plain(status: StatusCode, message: &str, code: &str) -> Response {
-    body(status, json!({ "message": message, "error": code }))
+    error_body(status, message, code)
 }
 
 pub async fn not_found() -> Response {
-    body(
-        StatusCode::NOT_FOUND,
-        json!({ "message": "Not Found", "error": "not_found" }),
-    )
+    error_body(StatusCode::NOT_FOUND, "Not Found", "not_found")
 }
 
 pub async fn method_not_allowed() -> Response {
-    body(
+    error_body(
         StatusCode::METHOD_NOT_ALLOWED,
-        json!({ "message": "Method Not Allowed", "error": "method_not_allowed" }),
+        "Method Not Allowed",
+        "method_not_allowed",
     )
 }

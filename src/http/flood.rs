@@ -23,12 +23,10 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{RETRY_AFTER, USER_AGENT};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use mcp_events::{Repeated, Timestamp};
-use serde_json::json;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -333,14 +331,11 @@ pub async fn guard(State(guard): State<Arc<FloodGuard>>, request: Request, next:
 
 fn too_many(wait: Duration) -> Response {
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-    let mut response = (
+    let mut response = super::error::plain(
         StatusCode::TOO_MANY_REQUESTS,
-        Json(json!({
-            "message": "Too Many Attempts.",
-            "error": "too_many_attempts",
-        })),
-    )
-        .into_response();
+        "Too Many Attempts.",
+        "too_many_attempts",
+    );
     if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(RETRY_AFTER, value);
     }

@@ -7,6 +7,7 @@
 //! is the one every stored secret is sealed with. Neither route authenticates, records an event
 //! or counts on a token; the answers never hold key material, only key ids.
 
+use super::openapi::Stack;
 use super::AppState;
 use crate::ledger::Ledger;
 use axum::extract::State;
@@ -24,17 +25,24 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_PROJECTION_LAG: i64 = 1000;
 
 /// The body of `/healthz`, and of `/readyz` with its checks.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HealthView {
+    /// `ok`, or (`/readyz`) `unavailable`.
+    #[schema(value_type = String, pattern = "^(ok|unavailable)$")]
     pub status: &'static str,
+    /// `/readyz` only: each check by name (`database`, `writer`, `projections`,
+    /// `encryption_key`, `checkpoints`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, CheckView>>)]
     pub checks: Option<BTreeMap<&'static str, CheckView>>,
 }
 
 /// One readiness check: `ok`, or `failing` with what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CheckView {
+    #[schema(value_type = String, pattern = "^(ok|failing)$")]
     pub status: &'static str,
+    /// What is wrong, and what to do (key ids, never keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -54,6 +62,17 @@ impl CheckView {
     }
 }
 
+/// The process answers (a liveness probe).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\"}`.", body = HealthView),
+        Stack,
+    )
+)]
 pub async fn healthz() -> Json<HealthView> {
     Json(HealthView {
         status: "ok",
@@ -61,6 +80,19 @@ pub async fn healthz() -> Json<HealthView> {
     })
 }
 
+/// This replica can serve requests now (a readiness probe); each check has 2 s.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Every check is `ok`.", body = HealthView),
+        (status = 503, description = "A check is failing: each one named, with what is wrong \
+            (or, at the connection cap, the `unavailable` error).", body = HealthView),
+        Stack,
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let mut checks = readiness(&state.ledger).await;
     let signing = match state.log.refusal() {

@@ -2,10 +2,14 @@
 //! errors) and the result travels inside the `ApiCall`, so authentication is still checked and
 //! recorded first.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody, Forbidden, LeaseUnprocessable, ValidationErrors};
+use super::openapi::Refusals;
 use super::path::PathParam;
 use super::request::{json_object, perform, reject, RequestCaller};
-use super::views::{CreatedLeaseView, LeaseView, RenewedLeaseView, RevokedLeaseView};
+use super::views::{
+    CreatedLeaseView, LeaseRequestBody, LeaseView, RenewRequestBody, RenewedLeaseView,
+    RevokeRequestBody, RevokedLeaseView,
+};
 use super::AppState;
 use crate::commands::mcp::{CreateLease, GetLease, RenewLease, RequestRejection, RevokeLease};
 use crate::ledger::LeasePolicy;
@@ -29,9 +33,18 @@ fn add(errors: &mut Errors, field: impl Into<String>, message: impl Into<String>
     errors.entry(field.into()).or_default().push(message.into());
 }
 
+/// An integer, or a number with no fractional part (`3600.0`): Laravel's `integer` rule and
+/// JSON Schema's `integer` accept both. Past `i64`, saturated (and so out of range).
+fn whole_number(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        let number = value.as_f64()?;
+        (number.fract() == 0.0).then_some(number as i64)
+    })
+}
+
 fn ttl(body: &Map<String, Value>, policy: LeasePolicy, errors: &mut Errors) -> Option<i64> {
     let value = body.get("ttl").filter(|v| !v.is_null())?;
-    match value.as_i64() {
+    match whole_number(value) {
         Some(ttl) if (policy.min_ttl..=policy.max_ttl).contains(&ttl) => Some(ttl),
         Some(_) => {
             add(
@@ -169,6 +182,41 @@ fn lease_request(
     })
 }
 
+/// Leases credentials for some services.
+#[utoipa::path(
+    post,
+    path = "/api/mcp/credentials/lease",
+    tag = "leases",
+    operation_id = "create_lease",
+    security(("leases_token" = [])),
+    request_body(content = LeaseRequestBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The lease, with the credentials of every service that \
+            resolved; the others are in `missing_services`.", body = CreatedLeaseView,
+            links(
+                ("GetLease" = (operation_id = "get_lease",
+                    parameters(("id" = "$response.body#/lease_id")))),
+                ("RenewLease" = (operation_id = "renew_lease",
+                    parameters(("id" = "$response.body#/lease_id")))),
+                ("RevokeLease" = (operation_id = "revoke_lease",
+                    parameters(("id" = "$response.body#/lease_id")))),
+                ("LeaseReceipt" = (operation_id = "lease_receipt",
+                    parameters(("id" = "$response.body#/lease_id")))),
+            )),
+        (status = 400, description = "The body is not JSON, or not a JSON object \
+            (`invalid_json`).", body = ErrorBody),
+        (status = 403, description = "A token of the `audit` scope (`insufficient_scope`).",
+            body = Forbidden),
+        (status = 408, description = "The body did not arrive within the request timeout \
+            (`request_timeout`); the connection is closed.", body = ErrorBody),
+        (status = 415, description = "A body sent as anything but `application/json` \
+            (`unsupported_media_type`).", body = ErrorBody),
+        (status = 422, description = "Invalid fields (`errors` by field), or no requested \
+            service resolves to a credential (`missing_services`): no lease was made.",
+            body = LeaseUnprocessable),
+        Refusals,
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
@@ -190,6 +238,36 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(lease.into())))
 }
 
+/// Extends a lease to now + `ttl` (the body's, else the lease's original).
+#[utoipa::path(
+    post,
+    path = "/api/mcp/credentials/lease/{id}/renew",
+    tag = "leases",
+    operation_id = "renew_lease",
+    security(("leases_token" = [])),
+    params(
+        ("id" = String, Path, description = "The lease's id (`lse_…`).", min_length = 1),
+    ),
+    request_body(content = Option<RenewRequestBody>, content_type = "application/json",
+        description = "Optional: renew may be sent with no body and no content type."),
+    responses(
+        (status = 200, description = "The lease's new expiry.", body = RenewedLeaseView),
+        (status = 400, description = "The path is not UTF-8 once percent-decoded \
+            (`invalid_path`), or the body is not JSON or not an object (`invalid_json`).",
+            body = ErrorBody),
+        (status = 404, description = "No lease has this id (`not_found`).", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout \
+            (`request_timeout`); the connection is closed.", body = ErrorBody),
+        (status = 415, description = "A body sent as anything but `application/json` \
+            (`unsupported_media_type`).", body = ErrorBody),
+        (status = 403, description = "Another user's lease (no `error`); a token of the \
+            `audit` scope (`insufficient_scope`); `Lease cannot be renewed` (`error`: `Lease has \
+            expired`, `Lease has been revoked`, `Lease is not renewable`); `Maximum renewal count \
+            reached` (`max_renewals_reached`).", body = Forbidden),
+        (status = 422, description = "An invalid `ttl`.", body = ValidationErrors),
+        Refusals,
+    )
+)]
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
 pub async fn renew(
     State(state): State<AppState>,
@@ -213,6 +291,26 @@ pub async fn renew(
     Ok(Json(renewal.into()))
 }
 
+/// A lease as it is now: never its credentials.
+#[utoipa::path(
+    get,
+    path = "/api/mcp/credentials/lease/{id}",
+    tag = "leases",
+    operation_id = "get_lease",
+    security(("leases_token" = [])),
+    params(
+        ("id" = String, Path, description = "The lease's id (`lse_…`).", min_length = 1),
+    ),
+    responses(
+        (status = 200, description = "The lease.", body = LeaseView),
+        (status = 400, description = "The path is not UTF-8 once percent-decoded \
+            (`invalid_path`).", body = ErrorBody),
+        (status = 404, description = "No lease has this id (`not_found`).", body = ErrorBody),
+        (status = 403, description = "Another user's lease (no `error`), or a token of the \
+            `audit` scope (`insufficient_scope`).", body = Forbidden),
+        Refusals,
+    )
+)]
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
 pub async fn show(
     State(state): State<AppState>,
@@ -223,6 +321,34 @@ pub async fn show(
     Ok(Json(lease.into()))
 }
 
+/// Revokes a lease; revoking it again answers the original `revoked_at` and records nothing.
+#[utoipa::path(
+    delete,
+    path = "/api/mcp/credentials/lease/{id}",
+    tag = "leases",
+    operation_id = "revoke_lease",
+    security(("leases_token" = [])),
+    params(
+        ("id" = String, Path, description = "The lease's id (`lse_…`).", min_length = 1),
+    ),
+    request_body(content = Option<RevokeRequestBody>, content_type = "application/json",
+        description = "Optional."),
+    responses(
+        (status = 200, description = "The lease is revoked.", body = RevokedLeaseView),
+        (status = 400, description = "The path is not UTF-8 once percent-decoded \
+            (`invalid_path`), or the body is not JSON or not an object (`invalid_json`).",
+            body = ErrorBody),
+        (status = 404, description = "No lease has this id (`not_found`).", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout \
+            (`request_timeout`); the connection is closed.", body = ErrorBody),
+        (status = 415, description = "A body sent as anything but `application/json` \
+            (`unsupported_media_type`).", body = ErrorBody),
+        (status = 403, description = "Another user's lease (no `error`), or a token of the \
+            `audit` scope (`insufficient_scope`).", body = Forbidden),
+        (status = 422, description = "An invalid `reason`.", body = ValidationErrors),
+        Refusals,
+    )
+)]
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
 pub async fn revoke(
     State(state): State<AppState>,

@@ -5,6 +5,7 @@
 //! Active leases and the expirer's lag are counted at scrape time by one query with a timeout;
 //! if the database does not answer in time they keep their last value, and the rest is served.
 
+use super::openapi::Stack;
 use super::AppState;
 use crate::metrics::{EXPIRER_LAG, HTTP_REQUESTS, HTTP_REQUEST_DURATION, LEASES_ACTIVE};
 use axum::extract::{MatchedPath, Request, State};
@@ -32,6 +33,18 @@ pub async fn record(request: Request, next: Next) -> Response {
     response
 }
 
+/// The Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Every metric (Prometheus text format 0.0.4).",
+            body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        Stack,
+    )
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     scrape_time_gauges(&state).await;
     let text = crate::metrics::install().render();

@@ -1,7 +1,8 @@
 //! The HTTP API of the guide and the contract: handlers turn a request into one command, submit
 //! it, and render its outcome. Never logs a token, a credential or a body. Beside it, the
-//! operator's routes (health, readiness, metrics), the flood guard on refused authentication
-//! (`flood.rs`), and the server loop with its connection limits (`server.rs`).
+//! operator's routes (health, readiness, metrics, the OpenAPI document), the flood guard on
+//! refused authentication (`flood.rs`), and the server loop with its connection limits
+//! (`server.rs`).
 
 pub mod account;
 pub mod audit;
@@ -13,6 +14,7 @@ mod leases;
 mod limits;
 mod me;
 pub mod metrics;
+pub mod openapi;
 mod path;
 mod receipt;
 mod request;
@@ -23,11 +25,14 @@ use crate::checkpointer::SignedLog;
 use crate::ledger::Ledger;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::routing::get;
+use axum::{Extension, Router};
 use flood::{FloodGuard, FloodPolicy};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -55,41 +60,55 @@ impl AppState {
     }
 }
 
-/// The route table of CONTRACT.md, and the operator's routes: `/healthz`, `/readyz` and, unless
-/// it is served on an address of its own, `/metrics`.
+/// The route table of CONTRACT.md, and the operator's routes: `/healthz`, `/readyz`, the OpenAPI
+/// document and, unless it is served on an address of its own, `/metrics`. Each route comes with
+/// its description (`routes!` reads the handler's `#[utoipa::path]`); `openapi::ROUTES` lists
+/// them all.
 pub fn router(state: AppState, with_metrics: bool) -> Router {
-    let mut routes = Router::new()
-        .route("/api/mcp/me", get(me::me))
-        .route("/api/mcp/credentials/lease", post(leases::create))
-        .route("/api/mcp/credentials/lease/{id}/renew", post(leases::renew))
-        .route(
-            "/api/mcp/credentials/lease/{id}",
-            get(leases::show).delete(leases::revoke),
-        )
-        .route(
-            "/api/mcp/credentials/lease/{id}/receipt",
-            get(receipt::receipt),
-        )
-        .route("/api/audit/events", get(audit::events))
-        .route("/api/audit/events/stream", get(audit::stream))
-        .route("/api/audit/checkpoint", get(audit::checkpoint))
-        .route("/api/audit/key", get(audit::key))
-        .route("/api/audit/proof/inclusion", get(audit::inclusion))
-        .route("/api/audit/proof/consistency", get(audit::consistency))
-        .route("/api/audit/tlog/checkpoint", get(audit::checkpoint))
+    let authenticated = OpenApiRouter::new()
+        .routes(routes!(me::me))
+        .routes(routes!(leases::create))
+        .routes(routes!(leases::renew))
+        .routes(routes!(leases::show, leases::revoke))
+        .routes(routes!(receipt::receipt))
+        .routes(routes!(audit::events))
+        .routes(routes!(audit::stream))
+        .routes(routes!(audit::checkpoint))
+        .routes(routes!(audit::key))
+        .routes(routes!(audit::inclusion))
+        .routes(routes!(audit::consistency))
+        .routes(routes!(audit::tlog_checkpoint))
+        // axum's `{*path}` (the rest of the path) is no OpenAPI template: the route is added
+        // by hand, its description (`{path}`) from the handler's attribute.
         .route("/api/audit/tlog/tile/{*path}", get(audit::tile))
+        .merge(OpenApiRouter::with_openapi(TileDoc::openapi()))
         .route_layer(axum::middleware::from_fn_with_state(
             state.flood.clone(),
             flood::guard,
-        ))
-        .merge(account::router())
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        ));
+    let mut open = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi::document));
     if with_metrics {
-        routes = routes.route("/metrics", get(metrics::metrics));
+        open = open.routes(routes!(metrics::metrics));
     }
+    let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(authenticated)
+        .merge(open)
+        .split_for_parts();
+    let json = openapi::to_json(&openapi::finish(document, state.ledger.policy()));
+    let routes = routes
+        .layer(Extension(openapi::Document(json)))
+        .merge(account::router());
+
     layered(routes).with_state(state)
 }
+
+/// The description of the tiles' route.
+#[derive(OpenApi)]
+#[openapi(paths(audit::tile))]
+struct TileDoc;
 
 /// `/metrics` alone, for `--metrics-bind`.
 pub fn metrics_router(state: AppState) -> Router {

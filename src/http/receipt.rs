@@ -4,28 +4,37 @@
 //! that the log recorded what happened to their lease.
 
 use super::audit::latest_checkpoint;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody, Forbidden};
+use super::openapi::Refusals;
+use super::path::PathParam;
 use super::request::{perform, RequestCaller};
 use super::AppState;
 use crate::commands::mcp::LeaseReceipt;
 use crate::ledger::CommandError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use mcp_events::{tree, RawEvent, StreamId};
 use mcp_tlog::TlogProof;
 use serde::Serialize;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ReceiptEvent {
     pub event: RawEvent,
+    /// A `c2sp.org/tlog-proof@v1` inclusion proof of the event against `checkpoint`; its
+    /// `extra` line is the base64 of the lease id.
     pub proof: String,
 }
 
-#[derive(Serialize)]
+/// Everything a lease holder needs to show offline, with the log's verifier key, that the log
+/// recorded what happened to their lease.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ReceiptView {
     pub lease_id: String,
+    /// The log's verifier key (signed-note syntax).
     pub vkey: String,
+    /// The signed checkpoint (note text) every proof is against.
     pub checkpoint: String,
+    /// Every event of the lease's stream, in order.
     pub events: Vec<ReceiptEvent>,
 }
 
@@ -33,10 +42,30 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
     ApiError::Failed(CommandError::Internal(error.to_string()))
 }
 
+/// The lease's events with inclusion proofs against one signed checkpoint (the lease's owner).
+#[utoipa::path(
+    get,
+    path = "/api/mcp/credentials/lease/{id}/receipt",
+    tag = "leases",
+    operation_id = "lease_receipt",
+    security(("leases_token" = [])),
+    params(
+        ("id" = String, Path, description = "The lease's id (`lse_…`).", min_length = 1),
+    ),
+    responses(
+        (status = 200, description = "The receipt.", body = ReceiptView),
+        (status = 400, description = "The path is not UTF-8 once percent-decoded \
+            (`invalid_path`).", body = ErrorBody),
+        (status = 403, description = "Another user's lease (no `error`), or a token of the \
+            `audit` scope (`insufficient_scope`).", body = Forbidden),
+        (status = 404, description = "No lease has this id (`not_found`).", body = ErrorBody),
+        Refusals,
+    )
+)]
 #[tracing::instrument(skip_all, fields(lease_id = %id))]
 pub async fn receipt(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     RequestCaller(caller): RequestCaller,
 ) -> Result<Json<ReceiptView>, ApiError> {
     let lease = perform(&state, caller, LeaseReceipt { lease_id: id }).await?;

@@ -125,7 +125,8 @@ fn malformed(status: u16, message: &str) -> RequestRejection {
 }
 
 /// Reads an optional JSON object body. An empty body is `None` (the guide's client renews with
-/// no body and no content type); anything else must be `application/json` and an object.
+/// no body and no content type), and so is JSON `null` (Laravel reads it as no input); anything
+/// else must be `application/json` and an object.
 pub async fn json_object(
     headers: &HeaderMap,
     body: Body,
@@ -157,6 +158,7 @@ pub async fn json_object(
     // serde_json refuses nesting deeper than 128 levels with an error, not a stack overflow.
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(Value::Null) => Ok(None),
         Ok(_) => Err(malformed(400, "The request body must be a JSON object.")),
         Err(_) => Err(malformed(400, "The request body is not valid JSON.")),
     }

@@ -1,27 +1,69 @@
 //! The JSON bodies of the API's answers, as the guide and the contract shape them, built from
-//! what the commands return; and the listings' views of tokens and leases (the CLI's and the
-//! account API's), which never hold a token or a credential.
+//! what the commands return; the bodies its requests may carry, as the OpenAPI document describes
+//! them (the handlers read them field by field, for Laravel-style 422 errors); and the listings'
+//! views of tokens and leases (the CLI's and the account API's), never a token or a credential.
 
 use crate::commands::mcp::{GrantedLease, LeaseSnapshot, Profile, Renewal, Revocation};
-use mcp_events::{ResolvedService, Timestamp};
+use crate::domain::lease::LeaseStatus;
+use crate::validate::ServiceName;
+use mcp_events::{CredentialScope, ResolvedService, Role, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct OrganizationView {
     pub id: i64,
     pub name: String,
-    pub role: String,
+    pub role: Role,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// Who the token belongs to, and what they can lease now.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct MeView {
     pub user_id: i64,
     pub email: String,
     pub name: String,
     pub organizations: Vec<OrganizationView>,
+    /// Every service the user can lease now: personal first, then organization; no duplicates.
+    #[schema(value_type = Vec<ServiceName>)]
     pub available_services: Vec<String>,
+}
+
+/// The body of `POST /api/mcp/credentials/lease` (unknown fields are ignored).
+#[derive(Debug, ToSchema)]
+#[schema(examples(json!({"services": ["todoist", "jira"], "server_id": "claude-desktop", "ttl": 3600})))]
+pub struct LeaseRequestBody {
+    /// Distinct service names.
+    #[schema(min_items = 1, max_items = 64)]
+    pub services: Vec<ServiceName>,
+    /// Seconds, within `MCP_LEASE_MIN_TTL`..=`MCP_LEASE_MAX_TTL` (this server's bounds are
+    /// `minimum` and `maximum`); `MCP_LEASE_DEFAULT_TTL` when absent.
+    pub ttl: Option<i64>,
+    /// Who holds the lease: 1 to 255 characters, not only spaces, no NUL.
+    #[schema(min_length = 1, max_length = 255)]
+    pub server_id: String,
+    /// `true` when absent.
+    pub renewable: Option<bool>,
+    /// Anything JSON, at most 4,096 bytes once serialized; recorded with the lease.
+    pub client_info: Option<Value>,
+}
+
+/// The optional body of `POST /api/mcp/credentials/lease/{id}/renew`.
+#[derive(Debug, ToSchema)]
+pub struct RenewRequestBody {
+    /// Seconds from now, within this server's TTL bounds; the lease's original TTL when
+    /// absent.
+    pub ttl: Option<i64>,
+}
+
+/// The optional body of `DELETE /api/mcp/credentials/lease/{id}`.
+#[derive(Debug, ToSchema)]
+pub struct RevokeRequestBody {
+    /// Recorded with the revocation: at most 255 characters, no NUL.
+    #[schema(max_length = 255)]
+    pub reason: Option<String>,
 }
 
 impl From<Profile> for MeView {
@@ -39,7 +81,7 @@ impl From<Profile> for MeView {
                     Some(OrganizationView {
                         id: m.organization_id,
                         name: name.clone(),
-                        role: role.as_str().to_owned(),
+                        role: *role,
                     })
                 })
                 .collect(),
@@ -48,20 +90,23 @@ impl From<Profile> for MeView {
     }
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct OrgCredentialsView {
     pub organization_id: i64,
     pub services: Vec<String>,
 }
 
-/// Holds credentials: never logged (it has no `Debug`).
-#[derive(Serialize, PartialEq)]
+/// A new lease, with its credentials. Holds credentials: never logged (it has no `Debug`).
+#[derive(Serialize, PartialEq, ToSchema)]
 pub struct CreatedLeaseView {
+    #[schema(examples("lse_8f3a1c9e0b7d4f2a6c5e1b9d3f7a2c4e6b8d0f1a"))]
     pub lease_id: String,
+    /// Each resolved service's credential object, exactly as it was stored.
+    #[schema(value_type = BTreeMap<String, Object>)]
     pub credentials: Map<String, Value>,
     pub expires_at: Timestamp,
     pub renewable: bool,
-    pub credential_scope: &'static str,
+    pub credential_scope: CredentialScope,
     pub included_org_credentials: Vec<OrgCredentialsView>,
     pub missing_services: Vec<String>,
 }
@@ -74,7 +119,7 @@ impl From<GrantedLease> for CreatedLeaseView {
             credentials: lease.credentials,
             expires_at: lease.expires_at,
             renewable: lease.renewable,
-            credential_scope: lease.credential_scope.as_str(),
+            credential_scope: lease.credential_scope,
             missing_services: lease.missing_services,
         }
     }
@@ -96,8 +141,9 @@ fn org_credentials(resolved: &[ResolvedService]) -> Vec<OrgCredentialsView> {
         .collect()
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct RenewedLeaseView {
+    #[schema(examples("lse_8f3a1c9e0b7d4f2a6c5e1b9d3f7a2c4e6b8d0f1a"))]
     pub lease_id: String,
     pub expires_at: Timestamp,
     pub renewal_count: i64,
@@ -116,14 +162,17 @@ impl From<Renewal> for RenewedLeaseView {
 }
 
 /// A lease as `GET` shows it: never its credentials.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct LeaseView {
+    #[schema(examples("lse_8f3a1c9e0b7d4f2a6c5e1b9d3f7a2c4e6b8d0f1a"))]
     pub lease_id: String,
-    pub status: &'static str,
+    pub status: LeaseStatus,
+    /// The services the lease holds credentials for (not the missing ones).
     pub services: Vec<String>,
     pub expires_at: Timestamp,
     pub renewable: bool,
     pub renewal_count: i64,
+    #[schema(value_type = CredentialScope)]
     pub credential_scope: String,
     pub server_id: String,
     pub created_at: Timestamp,
@@ -139,7 +188,7 @@ impl From<LeaseSnapshot> for LeaseView {
             serde_json::from_str(&row.resolved).unwrap_or_default();
         LeaseView {
             lease_id: row.id,
-            status: status.as_str(),
+            status,
             services: resolved.into_iter().map(|r| r.service).collect(),
             expires_at: Timestamp::from_micros(row.expires_at),
             renewable: row.renewable,
@@ -154,9 +203,11 @@ impl From<LeaseSnapshot> for LeaseView {
     }
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct RevokedLeaseView {
+    /// Always `Lease revoked successfully`.
     pub message: &'static str,
+    #[schema(examples("lse_8f3a1c9e0b7d4f2a6c5e1b9d3f7a2c4e6b8d0f1a"))]
     pub lease_id: String,
     pub revoked_at: Timestamp,
 }

@@ -106,7 +106,93 @@ async fn unstorable_values_are_refused_at_the_boundary(backend: Backend) {
     assert_eq!(app.token_row(1).await.usage_count, 7);
 }
 
+/// What Laravel accepts, this server accepts (found by Schemathesis against the OpenAPI
+/// document): a JSON `null` body is no body, and a whole number written `3600.0` is an integer.
+async fn null_bodies_and_whole_floats_are_accepted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.user("ada@example.com").await;
+    app.personal(user, "todoist", serde_json::json!({"access_token": "t"}))
+        .await;
+    let token = app.token(user).await;
+    let send = |method: reqwest::Method, path: String, body: &'static str| {
+        app.client
+            .request(method, format!("{}{path}", app.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let lease = "/api/mcp/credentials/lease".to_owned();
+    let (status, created) = into_parts(
+        send(
+            reqwest::Method::POST,
+            lease.clone(),
+            r#"{"services":["todoist"],"server_id":"s","ttl":120.0}"#,
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["lease_id"].as_str().unwrap();
+    let (status, renewed) = into_parts(
+        send(reqwest::Method::POST, format!("{lease}/{id}/renew"), "null")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &renewed["renewal_count"]),
+        (200, &1.into()),
+        "{renewed}"
+    );
+    let (status, renewed) = into_parts(
+        send(
+            reqwest::Method::POST,
+            format!("{lease}/{id}/renew"),
+            r#"{"ttl":600.0}"#,
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{renewed}");
+    for (body, message) in [
+        (r#"{"ttl":600.5}"#, "The ttl field must be an integer."),
+        (
+            r#"{"ttl":1e300}"#,
+            "The ttl field must be between 60 and 86400.",
+        ),
+        (
+            r#"{"ttl":18446744073709551615}"#,
+            "The ttl field must be between 60 and 86400.",
+        ),
+    ] {
+        let (status, refused) = into_parts(
+            send(reqwest::Method::POST, format!("{lease}/{id}/renew"), body)
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}: {refused}");
+        assert_eq!(refused["errors"]["ttl"][0], message, "{body}");
+    }
+    let (status, revoked) = into_parts(
+        send(reqwest::Method::DELETE, format!("{lease}/{id}"), "null")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    // A null body to create is no body: the fields it needs are missing.
+    let (status, refused) =
+        into_parts(send(reqwest::Method::POST, lease, "null").await.unwrap()).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["errors"]["services"].is_array(), "{refused}");
+}
+
 both_backends! {
+    null_and_whole_floats => null_bodies_and_whole_floats_are_accepted,
     unstorable_values => unstorable_values_are_refused_at_the_boundary,
     bad_bodies => bad_bodies_get_clean_json_errors,
     auth_first => authentication_is_checked_before_the_body,

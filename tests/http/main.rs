@@ -9,6 +9,7 @@ mod connections;
 mod flood;
 mod helpers;
 mod leases;
+mod openapi;
 mod operations;
 mod raw;
 mod shapes;
