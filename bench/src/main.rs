@@ -80,9 +80,12 @@ pub struct BenchArgs {
     /// each.
     #[arg(long, value_delimiter = ',', default_value = "on")]
     pub checkpoints: Vec<String>,
-    /// Proof requests of each kind through HTTP on a log of `--events` events (0 skips them).
+    /// Proof requests of each kind through HTTP (0 skips them).
     #[arg(long, default_value_t = 20_000)]
     pub proofs: usize,
+    /// Events in the generated log the proofs are asked of.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub proof_events: usize,
     /// Concurrent HTTP connections asking for proofs.
     #[arg(long, default_value_t = 8)]
     pub proof_connections: usize,
@@ -208,10 +211,16 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             db.remove().await?;
         }
-        if args.proofs > 0 && args.events > 0 {
+        if args.proofs > 0 && args.proof_events > 0 {
             let db = Throwaway::new(backend, &args.postgres_url).await?;
-            let phases =
-                proofs::proofs(&db.url, args.events, args.proofs, args.proof_connections).await?;
+            let phases = proofs::proofs(
+                &db.url,
+                args.proof_events,
+                args.proofs,
+                args.proof_connections,
+            )
+            .await?;
+
             for phase in phases {
                 print_phase(backend, &format!("http {}", phase.name), &phase);
             }
