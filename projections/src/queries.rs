@@ -2,7 +2,7 @@
 //! Only reads: every write to these tables goes through the fold.
 
 use crate::rows::*;
-use crate::store::{Rows, SqlRows};
+use crate::store::{bind_cells, Rows, SqlRows};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 fn columns<R: TableRow>(alias: &str) -> String {
@@ -309,23 +309,8 @@ pub async fn rows_where_in<R: TableRow>(
     column: &str,
     values: &[String],
 ) -> Result<Vec<R>, sqlx::Error> {
-    let mut rows = Vec::with_capacity(values.len());
-    for chunk in values.chunks(1_000) {
-        let sql = format!(
-            "select {} from {} t where t.{column} in ({})",
-            columns::<R>("t"),
-            R::TABLE,
-            mcp_events::Backend::of(conn).placeholders(1, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for value in chunk {
-            query = query.bind(value.as_str());
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            rows.push(R::from_row(&row)?);
-        }
-    }
-    Ok(rows)
+    let cells = values.iter().map(|v| Cell::Text(Some(v.clone())));
+    rows_where_cells_in(conn, column, cells.collect()).await
 }
 
 /// Rows whose integer `column` is one of `values` (in no particular order).
@@ -333,6 +318,15 @@ pub async fn rows_where_int_in<R: TableRow>(
     conn: &mut AnyConnection,
     column: &str,
     values: &[i64],
+) -> Result<Vec<R>, sqlx::Error> {
+    let cells = values.iter().map(|v| Cell::Int(Some(*v)));
+    rows_where_cells_in(conn, column, cells.collect()).await
+}
+
+async fn rows_where_cells_in<R: TableRow>(
+    conn: &mut AnyConnection,
+    column: &str,
+    values: Vec<Cell>,
 ) -> Result<Vec<R>, sqlx::Error> {
     let mut rows = Vec::with_capacity(values.len());
     for chunk in values.chunks(1_000) {
@@ -342,10 +336,7 @@ pub async fn rows_where_int_in<R: TableRow>(
             R::TABLE,
             mcp_events::Backend::of(conn).placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for value in chunk {
-            query = query.bind(*value);
-        }
+        let query = bind_cells(sqlx::query(AssertSqlSafe(sql)), chunk.iter().cloned());
         for row in query.fetch_all(&mut *conn).await? {
             rows.push(R::from_row(&row)?);
         }

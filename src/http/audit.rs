@@ -79,6 +79,45 @@ fn integer(
     }
 }
 
+/// A proof's two numbers: `lower` (required, from 1 to the size) and `size` (by default, and at
+/// most, the latest checkpoint's size); or the 422 naming each one that is wrong.
+fn proof_bounds(
+    values: &BTreeMap<String, String>,
+    latest: i64,
+    lower: &str,
+    size: &str,
+) -> Result<(i64, i64), ApiError> {
+    let mut errors = Errors::new();
+    let upper = integer(values, size, Some(latest), 1, latest.max(1), &mut errors);
+    let upper_bound = upper.unwrap_or(latest).max(1);
+    let low = integer(values, lower, None, 1, upper_bound, &mut errors);
+    if low.is_none() && !values.contains_key(lower) {
+        required(lower, &mut errors);
+    }
+    if latest == 0 {
+        errors
+            .entry(size.to_owned())
+            .or_default()
+            .push("The log is empty: no event has been checkpointed yet.".to_owned());
+    }
+    match (low, upper, errors.is_empty()) {
+        (Some(low), Some(upper), true) => Ok((low, upper)),
+        _ => Err(ApiError::Invalid(errors)),
+    }
+}
+
+/// A connection of the pool, for reads.
+async fn connection(state: &AppState) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, ApiError> {
+    state
+        .ledger
+        .store()
+        .database()
+        .pool()
+        .acquire()
+        .await
+        .map_err(internal)
+}
+
 fn required(field: &str, errors: &mut Errors) {
     errors
         .entry(field.to_owned())
@@ -294,43 +333,8 @@ pub async fn inclusion(
     authorize(&state, caller).await?;
     let latest = latest_checkpoint(&state).await?.tree_size as i64;
     let values = query_values(query.as_deref());
-    let mut errors = Errors::new();
-    let size = integer(
-        &values,
-        "tree_size",
-        Some(latest),
-        1,
-        latest.max(1),
-        &mut errors,
-    );
-    let position = integer(
-        &values,
-        "position",
-        None,
-        1,
-        size.unwrap_or(latest).max(1),
-        &mut errors,
-    );
-    if position.is_none() && !values.contains_key("position") {
-        required("position", &mut errors);
-    }
-    if latest == 0 {
-        errors
-            .entry("tree_size".to_owned())
-            .or_default()
-            .push("The log is empty: no event has been checkpointed yet.".to_owned());
-    }
-    let (Some(position), Some(size), true) = (position, size, errors.is_empty()) else {
-        return Err(ApiError::Invalid(errors));
-    };
-    let mut conn = state
-        .ledger
-        .store()
-        .database()
-        .pool()
-        .acquire()
-        .await
-        .map_err(internal)?;
+    let (position, size) = proof_bounds(&values, latest, "position", "tree_size")?;
+    let mut conn = connection(&state).await?;
     let index = (position - 1) as u64;
     let hashes = tree::inclusion_proof(&mut conn, index, size as u64)
         .await
@@ -386,36 +390,8 @@ pub async fn consistency(
     authorize(&state, caller).await?;
     let latest = latest_checkpoint(&state).await?.tree_size as i64;
     let values = query_values(query.as_deref());
-    let mut errors = Errors::new();
-    let to = integer(&values, "to", Some(latest), 1, latest.max(1), &mut errors);
-    let from = integer(
-        &values,
-        "from",
-        None,
-        1,
-        to.unwrap_or(latest).max(1),
-        &mut errors,
-    );
-    if from.is_none() && !values.contains_key("from") {
-        required("from", &mut errors);
-    }
-    if latest == 0 {
-        errors
-            .entry("to".to_owned())
-            .or_default()
-            .push("The log is empty: no event has been checkpointed yet.".to_owned());
-    }
-    let (Some(from), Some(to), true) = (from, to, errors.is_empty()) else {
-        return Err(ApiError::Invalid(errors));
-    };
-    let mut conn = state
-        .ledger
-        .store()
-        .database()
-        .pool()
-        .acquire()
-        .await
-        .map_err(internal)?;
+    let (from, to) = proof_bounds(&values, latest, "from", "to")?;
+    let mut conn = connection(&state).await?;
     let hashes = tree::consistency_proof(&mut conn, from as u64, to as u64)
         .await
         .map_err(internal)?;

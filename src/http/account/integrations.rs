@@ -18,34 +18,40 @@ use mcp_projections::rows::{IntegrationRow, SecretRow};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-/// An integration as its owner sees it. The fingerprint is the first 8 bytes of SHA-256 over
-/// the current version's nonce and ciphertext: it changes whenever the secret (or the key that
-/// seals it) changes, and says nothing about the secret itself.
-pub(super) async fn integration_json(
+/// Integrations as their owners see them, with one query for all their secrets. The fingerprint
+/// is the first 8 bytes of SHA-256 over the current version's nonce and ciphertext: it changes
+/// whenever the secret (or the key that seals it) changes, and says nothing about the secret.
+pub(super) async fn integration_views(
     conn: &mut sqlx::AnyConnection,
-    row: &IntegrationRow,
-) -> Result<Value, AccountError> {
-    let secrets =
-        queries::rows_where_int_in::<SecretRow>(conn, "integration_id", &[row.id]).await?;
-    let fingerprint = secrets
+    rows: &[IntegrationRow],
+) -> Result<Vec<Value>, AccountError> {
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let secrets = queries::rows_where_int_in::<SecretRow>(conn, "integration_id", &ids).await?;
+    let fingerprint = |row: &IntegrationRow| {
+        let sealed = secrets
+            .iter()
+            .find(|s| s.integration_id == row.id && s.version == row.secret_version)?;
+        let mut digest = Sha256::new();
+        digest.update(&sealed.nonce);
+        digest.update(&sealed.ciphertext);
+        Some(hex::encode(&digest.finalize()[..8]))
+    };
+    Ok(rows
         .iter()
-        .find(|s| s.version == row.secret_version)
-        .map(|s| {
-            let mut digest = Sha256::new();
-            digest.update(&s.nonce);
-            digest.update(&s.ciphertext);
-            hex::encode(&digest.finalize()[..8])
-        });
-    Ok(json!({
-        "id": row.id,
-        "service": row.service,
-        "status": row.status,
-        "secret_version": row.secret_version,
-        "fingerprint": fingerprint,
-        "shared_with": row.shared_with,
-        "created_at": Timestamp::from_micros(row.created_at),
-        "updated_at": Timestamp::from_micros(row.updated_at),
-    }))
+        .filter(|row| row.status != "removed")
+        .map(|row| {
+            json!({
+                "id": row.id,
+                "service": row.service,
+                "status": row.status,
+                "secret_version": row.secret_version,
+                "fingerprint": fingerprint(row),
+                "shared_with": row.shared_with,
+                "created_at": Timestamp::from_micros(row.created_at),
+                "updated_at": Timestamp::from_micros(row.updated_at),
+            })
+        })
+        .collect())
 }
 
 pub(super) fn service(body: &Body) -> Result<ServiceName, AccountError> {
@@ -76,11 +82,7 @@ pub(super) async fn integration(
 pub async fn list(State(state): State<AppState>, who: SignedIn) -> Result<Response, AccountError> {
     let mut conn = state.ledger.store().database().pool().acquire().await?;
     let rows = queries::integrations_of_user(&mut conn, who.user_id()).await?;
-    let mut list = Vec::new();
-    for row in rows.iter().filter(|r| r.status != "removed") {
-        list.push(integration_json(&mut conn, row).await?);
-    }
-    Ok(Json(list).into_response())
+    Ok(Json(integration_views(&mut conn, &rows).await?).into_response())
 }
 
 /// `POST /api/account/integrations {service, credentials}`.
@@ -102,24 +104,21 @@ pub async fn add(
             metadata: who.metadata.clone(),
         })
         .await?;
-    created(&state, id).await
+    view(&state, id, StatusCode::CREATED).await
 }
 
-pub(super) async fn created(state: &AppState, id: i64) -> Result<Response, AccountError> {
+/// One integration's view after a change (`201` when it was just added).
+pub(super) async fn view(
+    state: &AppState,
+    id: i64,
+    status: StatusCode,
+) -> Result<Response, AccountError> {
     let row = integration(state, id)
         .await?
         .ok_or(AccountError::NotFound)?;
     let mut conn = state.ledger.store().database().pool().acquire().await?;
-    let view = integration_json(&mut conn, &row).await?;
-    Ok((StatusCode::CREATED, Json(view)).into_response())
-}
-
-pub(super) async fn current(state: &AppState, id: i64) -> Result<Response, AccountError> {
-    let row = integration(state, id)
-        .await?
-        .ok_or(AccountError::NotFound)?;
-    let mut conn = state.ledger.store().database().pool().acquire().await?;
-    Ok(Json(integration_json(&mut conn, &row).await?).into_response())
+    let mut views = integration_views(&mut conn, &[row]).await?;
+    Ok((status, Json(views.pop())).into_response())
 }
 
 /// `POST /api/account/integrations/{id}/rotate {credentials}`.
@@ -142,7 +141,7 @@ pub async fn rotate(
             },
         })
         .await?;
-    current(&state, id).await
+    view(&state, id, StatusCode::OK).await
 }
 
 /// `PATCH /api/account/integrations/{id} {status}`.
@@ -165,7 +164,7 @@ pub async fn set_status(
             },
         })
         .await?;
-    current(&state, id).await
+    view(&state, id, StatusCode::OK).await
 }
 
 /// `DELETE /api/account/integrations/{id}`.

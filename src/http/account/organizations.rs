@@ -2,7 +2,7 @@
 //! Members see both lists; owners and admins manage members and integrations; owners change
 //! roles. Someone not in the organization gets 404, as if it did not exist.
 
-use super::integrations::{created, current, integration_json, service, status};
+use super::integrations::{integration_views, service, status, view};
 use super::session::Body;
 use super::{AccountError, AppState, SignedIn};
 use crate::commands::accounts::{AsUser, Grant, ManageMember, MemberChange};
@@ -76,7 +76,7 @@ async fn change(
     user_id: i64,
     change: MemberChange,
 ) -> Result<(), AccountError> {
-    role(state, who, organization_id).await?;
+    // `ManageMember` checks the caller's membership and role under the ledger lock.
     state
         .ledger
         .submit(ManageMember {
@@ -155,11 +155,7 @@ pub async fn integrations(
     role(&state, &who, organization_id).await?;
     let mut conn = state.ledger.store().database().pool().acquire().await?;
     let rows = queries::integrations_of_organization(&mut conn, organization_id).await?;
-    let mut list = Vec::new();
-    for row in rows.iter().filter(|r| r.status != "removed") {
-        list.push(integration_json(&mut conn, row).await?);
-    }
-    Ok(Json(list).into_response())
+    Ok(Json(integration_views(&mut conn, &rows).await?).into_response())
 }
 
 /// `POST /api/account/organizations/{id}/integrations {service, credentials, shared_with}`.
@@ -205,7 +201,7 @@ pub async fn add_integration(
             },
         })
         .await?;
-    created(&state, id).await
+    view(&state, id, StatusCode::CREATED).await
 }
 
 fn shared_with_error() -> AccountError {
@@ -239,7 +235,7 @@ pub async fn rotate_integration(
             },
         })
         .await?;
-    current(&state, integration_id).await
+    view(&state, integration_id, StatusCode::OK).await
 }
 
 /// `PATCH /api/account/organizations/{id}/integrations/{iid} {status}`.
@@ -266,5 +262,5 @@ pub async fn set_integration_status(
             },
         })
         .await?;
-    current(&state, integration_id).await
+    view(&state, integration_id, StatusCode::OK).await
 }
