@@ -2,10 +2,12 @@
 //! it, and render its outcome. Never logs a token, a credential or a body. Beside it, the
 //! operator's routes (health, readiness, metrics, the OpenAPI document), the flood guard on
 //! refused authentication (`flood.rs`), and the server loop with its connection limits
-//! (`server.rs`).
+//! (`server.rs`). People sign in to the account API (`account/`) and the web console
+//! (`console/`), which is its client.
 
 pub mod account;
 pub mod audit;
+mod console;
 pub mod error;
 pub mod expirer;
 pub mod flood;
@@ -100,7 +102,8 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
     let json = openapi::to_json(&openapi::finish(document, state.ledger.policy()));
     let routes = routes
         .layer(Extension(openapi::Document(json)))
-        .merge(account::router());
+        .merge(account::router())
+        .merge(console::router());
 
     layered(routes).with_state(state)
 }

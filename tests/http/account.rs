@@ -10,7 +10,7 @@ use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 
 /// A person signed in to the console: their session cookie and its CSRF token.
 struct Person {
@@ -19,7 +19,7 @@ struct Person {
     csrf: String,
 }
 
-async fn with_password(app: &TestApp, email: &str) -> i64 {
+pub async fn with_password(app: &TestApp, email: &str) -> i64 {
     let user_id = app.user(email).await;
     let phc = mcp_manager::accounts::password::hash(PASSWORD.to_owned().into())
         .await
@@ -103,7 +103,7 @@ async fn call_with(
 }
 
 /// Every stored event's payload and metadata, as one text.
-async fn whole_log(app: &TestApp) -> String {
+pub async fn whole_log(app: &TestApp) -> String {
     let mut conn = app
         .ledger
         .store()
@@ -122,7 +122,7 @@ async fn whole_log(app: &TestApp) -> String {
         .collect()
 }
 
-async fn replay_check_is_same(app: &TestApp) {
+pub async fn replay_check_is_same(app: &TestApp) {
     let outcome = mcp_projections::check(app.ledger.store(), &mut |_, _| {})
         .await
         .unwrap();

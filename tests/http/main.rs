@@ -6,6 +6,7 @@ mod audit;
 mod authentication;
 mod bodies;
 mod connections;
+mod console;
 mod flood;
 mod helpers;
 mod leases;

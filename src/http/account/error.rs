@@ -63,66 +63,73 @@ fn body(status: StatusCode, value: serde_json::Value) -> Response {
     (status, Json(value)).into_response()
 }
 
-impl IntoResponse for AccountError {
-    fn into_response(self) -> Response {
+impl AccountError {
+    /// The answer's status: Laravel's, as the original answers.
+    pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated => body(
-                StatusCode::UNAUTHORIZED,
-                json!({ "message": "Unauthenticated" }),
-            ),
-            Self::BadCredentials => body(
-                StatusCode::UNAUTHORIZED,
-                json!({ "message": "These credentials do not match our records." }),
-            ),
-            Self::Csrf => body(
-                StatusCode::from_u16(419).expect("419 is a status code"),
-                json!({ "message": "CSRF token mismatch." }),
-            ),
-            Self::Throttled(wait) => {
-                let seconds = wait.as_secs().max(1);
-                let mut response = body(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    json!({
-                        "message": format!(
-                            "Too many sign-in attempts. Please try again in {seconds} seconds."
-                        ),
-                    }),
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
-                response
+            Self::Unauthenticated | Self::BadCredentials => StatusCode::UNAUTHORIZED,
+            Self::Csrf => StatusCode::from_u16(419).expect("419 is a status code"),
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Invalid(_)
+            | Self::Malformed(RequestRejection::Validation(_))
+            | Self::Failed(CommandError::Domain(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Malformed(RequestRejection::Malformed { status, .. }) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            Self::NotFound => body(StatusCode::NOT_FOUND, json!({ "message": "Not found" })),
-            Self::Forbidden => body(
-                StatusCode::FORBIDDEN,
-                json!({ "message": "This action is unauthorized." }),
-            ),
-            Self::Invalid(errors) => crate::http::error::validation(&errors),
-            Self::Malformed(RequestRejection::Validation(errors)) => {
-                crate::http::error::validation(&errors)
+            Self::Failed(CommandError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a person reads: the body's `message`, or each field's messages of a 422. A failure
+    /// of the server is logged here and described to the client in general words only.
+    pub fn messages(&self) -> Vec<String> {
+        let one = |text: &str| vec![text.to_owned()];
+        match self {
+            Self::Unauthenticated => one("Unauthenticated"),
+            Self::BadCredentials => one("These credentials do not match our records."),
+            Self::Csrf => one("CSRF token mismatch."),
+            Self::Throttled(wait) => vec![format!(
+                "Too many sign-in attempts. Please try again in {} seconds.",
+                wait.as_secs().max(1)
+            )],
+            Self::NotFound => one("Not found"),
+            Self::Forbidden => one("This action is unauthorized."),
+            Self::Invalid(errors) | Self::Malformed(RequestRejection::Validation(errors)) => {
+                errors.values().flatten().cloned().collect()
             }
-            Self::Malformed(RequestRejection::Malformed { status, message }) => body(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                json!({ "message": message }),
-            ),
-            Self::Failed(CommandError::Domain(error)) => body(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "message": error.to_string() }),
-            ),
+            Self::Malformed(RequestRejection::Malformed { message, .. }) => vec![message.clone()],
+            Self::Failed(CommandError::Domain(error)) => vec![error.to_string()],
             Self::Failed(CommandError::Unavailable(reason)) => {
                 tracing::error!(%reason, "the ledger is unavailable");
-                body(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({ "message": "Service Unavailable" }),
-                )
+                one("Service Unavailable")
             }
             Self::Failed(error) => {
                 tracing::error!(%error, "account request failed");
-                body(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({ "message": "Server Error" }),
-                )
+                one("Server Error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for AccountError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match self {
+            Self::Invalid(errors) | Self::Malformed(RequestRejection::Validation(errors)) => {
+                crate::http::error::validation(&errors)
+            }
+            other => {
+                let message = other.messages().join(" ");
+                let mut response = body(status, json!({ "message": message }));
+                if let Self::Throttled(wait) = other {
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+                }
+                response
             }
         }
     }

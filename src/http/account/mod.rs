@@ -7,17 +7,18 @@
 //! a missing one (both 404), or put a password, a cookie or a credential in a response, a log line
 //! or an event.
 
-mod activity;
+// The web console (`super::console`) is a client of these handlers, in the same process.
+pub(super) mod activity;
 mod error;
-mod integrations;
-mod leases;
-mod organizations;
+pub(super) mod integrations;
+pub(super) mod leases;
+pub(super) mod organizations;
 mod session;
-mod sign_in;
-mod tokens;
+pub(super) mod sign_in;
+pub(super) mod tokens;
 
 pub use error::AccountError;
-pub use session::SignedIn;
+pub use session::{Anonymous, Body, SignedIn};
 
 use super::AppState;
 use crate::accounts::password::Passwords;

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 /// The header a state-changing request carries its session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
+#[derive(Clone)]
 pub struct SignedIn {
     pub user: UserRow,
     pub cookie: SecretString,
@@ -89,7 +90,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Anonymous {
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = AccountError;
 
+    /// The account API's way: the CSRF token of a state-changing request is in `X-CSRF-Token`.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AccountError> {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Self::resolve(parts, state, sent.as_deref()).await
+    }
+}
+
+impl SignedIn {
+    /// The request's session: the cookie's session, not ended, expired or idle, of an enabled
+    /// user; for a state-changing request, `csrf` (from a header or a form field) must be the
+    /// session's token. Records activity when the last record is stale.
+    pub async fn resolve(
+        parts: &Parts,
+        state: &AppState,
+        csrf: Option<&str>,
+    ) -> Result<Self, AccountError> {
         let cookie = session_cookie(&parts.headers)
             .filter(|c| well_formed(c))
             .ok_or(AccountError::Unauthenticated)?;
@@ -110,15 +130,8 @@ impl FromRequestParts<AppState> for SignedIn {
             .ok_or(AccountError::Unauthenticated)?;
         drop(conn);
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if !csrf_matches(&cookie, sent) {
-                return Err(AccountError::Csrf);
-            }
+        if !safe && !csrf_matches(&cookie, csrf.unwrap_or_default()) {
+            return Err(AccountError::Csrf);
         }
         let metadata = request_metadata(parts, Some(user.id));
         if now - session.last_seen_at >= accounts.refresh_after() * 1_000_000 {

@@ -1,7 +1,7 @@
 //! Signing in and out, and the signed-in person's profile.
 
 use super::session::{Anonymous, Body};
-use super::{AccountError, AppState, SignedIn};
+use super::{AccountError, Accounts, AppState, SignedIn};
 use crate::accounts::session::{csrf_token, NewSession, COOKIE};
 use crate::commands::accounts::{EndSession, RecordSignInFailure, StartSession};
 use crate::random::{Entropy, OsEntropy};
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mcp_events::Metadata;
 use mcp_projections::queries;
-use mcp_projections::rows::PasswordRow;
+use mcp_projections::rows::{PasswordRow, UserRow};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::time::Instant;
@@ -23,13 +23,36 @@ pub async fn login(
     Anonymous(metadata): Anonymous,
     body: Body,
 ) -> Result<Response, AccountError> {
-    let address = metadata.ip.clone();
     let email = body.text("email")?;
     let password = SecretString::from(body.text("password")?);
+    let (user, cookie) = sign_in(&state, metadata, &email, password).await?;
+    let mut response = Json(json!({
+        "user_id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "csrf_token": csrf_token(cookie.expose_secret()),
+    }))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, session_cookie(&state.accounts, &cookie));
+    // Nothing here may be cached by a proxy: it holds the session.
+    Ok(no_store(response))
+}
+
+/// Checks an e-mail and password (throttled, recorded when refused, the same answer and about
+/// the same time whatever was wrong) and starts a session: the user and the session's cookie.
+pub async fn sign_in(
+    state: &AppState,
+    metadata: Metadata,
+    email: &str,
+    password: SecretString,
+) -> Result<(UserRow, SecretString), AccountError> {
+    let address = metadata.ip.clone();
     let accounts = &state.accounts;
     accounts
         .throttle
-        .check(&email, address.as_deref(), Instant::now())
+        .check(email, address.as_deref(), Instant::now())
         .map_err(AccountError::Throttled)?;
 
     let mut conn = state.ledger.store().database().pool().acquire().await?;
@@ -53,7 +76,7 @@ pub async fn login(
     if let Some(reason) = refused {
         accounts
             .throttle
-            .failed(&email, address.as_deref(), Instant::now());
+            .failed(email, address.as_deref(), Instant::now());
         state
             .ledger
             .submit(RecordSignInFailure {
@@ -81,32 +104,30 @@ pub async fn login(
         })
         .await;
     match started {
-        Ok(()) => {}
+        Ok(()) => Ok((user, session.cookie)),
         // Disabled between the check and the session.
         Err(crate::ledger::CommandError::Domain(crate::domain::DomainError::SessionEnded)) => {
-            return Err(AccountError::BadCredentials)
+            Err(AccountError::BadCredentials)
         }
-        Err(other) => return Err(other.into()),
+        Err(other) => Err(other.into()),
     }
-    let cookie = session.cookie.expose_secret();
-    let mut response = Json(json!({
-        "user_id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "csrf_token": csrf_token(cookie),
-    }))
-    .into_response();
+}
+
+/// The `Set-Cookie` value that gives the browser its session.
+pub fn session_cookie(accounts: &Accounts, cookie: &SecretString) -> HeaderValue {
     let attributes = cookie_attributes(accounts.secure_cookies);
     let set = format!(
-        "{COOKIE}={cookie}; {attributes}; Max-Age={}",
+        "{COOKIE}={}; {attributes}; Max-Age={}",
+        cookie.expose_secret(),
         accounts.lifetime
     );
-    response.headers_mut().insert(
-        SET_COOKIE,
-        HeaderValue::from_str(&set).expect("hex and fixed attributes"),
-    );
-    // Nothing here may be cached by a proxy: it holds the session.
-    Ok(no_store(response))
+    HeaderValue::from_str(&set).expect("hex and fixed attributes")
+}
+
+/// The `Set-Cookie` value that tells the browser to forget its session.
+pub fn cleared_cookie(accounts: &Accounts) -> HeaderValue {
+    let attributes = cookie_attributes(accounts.secure_cookies);
+    HeaderValue::from_str(&format!("{COOKIE}=; {attributes}; Max-Age=0")).expect("fixed attributes")
 }
 
 fn cookie_attributes(secure: bool) -> &'static str {
@@ -117,7 +138,7 @@ fn cookie_attributes(secure: bool) -> &'static str {
     }
 }
 
-fn no_store(mut response: Response) -> Response {
+pub fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
@@ -125,11 +146,8 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// `POST /api/account/logout`: ends the session, and tells the browser to forget the cookie.
-pub async fn logout(
-    State(state): State<AppState>,
-    who: SignedIn,
-) -> Result<Response, AccountError> {
+/// Ends the signed-in session.
+pub async fn sign_out(state: &AppState, who: &SignedIn) -> Result<(), AccountError> {
     state
         .ledger
         .submit(EndSession {
@@ -138,13 +156,19 @@ pub async fn logout(
             metadata: who.metadata.clone(),
         })
         .await?;
+    Ok(())
+}
+
+/// `POST /api/account/logout`: ends the session, and tells the browser to forget the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    who: SignedIn,
+) -> Result<Response, AccountError> {
+    sign_out(&state, &who).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let attributes = cookie_attributes(state.accounts.secure_cookies);
-    let set = format!("{COOKIE}=; {attributes}; Max-Age=0");
-    response.headers_mut().insert(
-        SET_COOKIE,
-        HeaderValue::from_str(&set).expect("fixed attributes"),
-    );
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, cleared_cookie(&state.accounts));
     Ok(response)
 }
 
