@@ -32,6 +32,7 @@ fn head(title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="referrer" content="same-origin";
             title { (title) " · MCP Manager" }
+            link rel="icon" href="data:,";
             link rel="stylesheet" href="/assets/console.css";
             script src="/assets/console.js" defer {}
         }
