@@ -1,6 +1,7 @@
 //! The server as an operator runs it (the real binary): its metrics read by a real Prometheus
 //! parser, metrics on their own address, log formats, an invalid `RUST_LOG`, bind failures and
-//! host names, and the projections' first build logged as news, not as a warning.
+//! host names, the projections' first build logged as news, not as a warning, and no secret of
+//! a person's session in any log line or event.
 
 mod support;
 
@@ -457,6 +458,163 @@ async fn a_host_name_binds() {
     assert!(answered, "nothing answered on {bind}");
 }
 
+/// Signing in (to the API and the console), adding credentials, creating a token and leasing
+/// with it, at the most verbose level of our own code: no password, session cookie, CSRF token,
+/// bearer token or credential value reaches a log line, or any event of the exported log.
+async fn no_secret_reaches_a_log_line_or_an_event(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let seed_token = seed(&db.url);
+    let password = "Correct-Horse-Log-Probe-42";
+    let wrong = "Wrong-Password-Probe-17";
+    let mut set = command(
+        &db.url,
+        &["user", "set-password", "--id", "1", "--password-stdin"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    use std::io::Write;
+    writeln!(set.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(set.wait().unwrap().success());
+    let server = Server::start(&db.url, &[], &[("RUST_LOG", "debug,mcp_manager=trace")]).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = &server.base;
+    let email = "test@mcp-manager.local";
+    let mut secrets = vec![
+        password.to_owned(),
+        wrong.to_owned(),
+        seed_token.clone(),
+        "api-credential-probe-9".to_owned(),
+        "console-credential-probe-5".to_owned(),
+    ];
+
+    let refused = client
+        .post(format!("{base}/api/account/login"))
+        .json(&json!({"email": email, "password": wrong}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let login = client
+        .post(format!("{base}/api/account/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let csrf = login.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    secrets.extend([cookie["mcp_session=".len()..].to_owned(), csrf.clone()]);
+    let account = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+    };
+    let added = account(reqwest::Method::POST, "/api/account/integrations")
+        .json(&json!({"service": "probe", "credentials": {"api_key": "api-credential-probe-9"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let token: Value = account(reqwest::Method::POST, "/api/account/tokens")
+        .json(&json!({"name": "probe"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    secrets.push(token.clone());
+    let lease = client
+        .post(format!("{base}/api/mcp/credentials/lease"))
+        .bearer_auth(&token)
+        .json(&json!({"services": ["probe"], "server_id": "probe"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lease.status(), 201);
+    let lease_text = lease.text().await.unwrap();
+    assert!(
+        lease_text.contains("api-credential-probe-9"),
+        "{lease_text}"
+    );
+
+    // The console: a form sign-in, and credentials typed into its form.
+    let signed_in = client
+        .post(format!("{base}/sign-in"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let console = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let console = console.split(';').next().unwrap().to_owned();
+    let console_csrf = {
+        let page = client
+            .get(format!("{base}/"))
+            .header("cookie", &console)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = page.find(r#"name="_token" value=""#).unwrap() + 21;
+        page[at..at + 64].to_owned()
+    };
+    secrets.extend([
+        console["mcp_session=".len()..].to_owned(),
+        console_csrf.clone(),
+    ]);
+    let added = client
+        .post(format!("{base}/integrations"))
+        .header("cookie", &console)
+        .form(&[
+            ("_token", console_csrf.as_str()),
+            ("service", "console-probe"),
+            ("field_1", "access_token"),
+            ("secret_1", "console-credential-probe-5"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 303);
+    let out = account(reqwest::Method::POST, "/api/account/logout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+
+    let logs = server.stop().await;
+    assert!(
+        logs.contains("request finished"),
+        "the log was written: {logs}"
+    );
+    let export = tempfile::NamedTempFile::new().unwrap();
+    let exported = command(
+        &db.url,
+        &["export", "--out", export.path().to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+    let events = std::fs::read_to_string(export.path()).unwrap();
+    assert!(events.contains("session_started"), "{events}");
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a log line holds {secret}");
+        assert!(!events.contains(secret.as_str()), "an event holds {secret}");
+    }
+}
+
 both_backends! {
     prometheus_format => metrics_parse_with_the_prometheus_parser,
     metrics_bind => metrics_on_their_own_address,
@@ -464,4 +622,5 @@ both_backends! {
     text_logs => text_logs_have_no_colour_codes_off_a_terminal,
     invalid_rust_log => an_invalid_rust_log_is_reported,
     first_build_info => the_first_build_of_the_projections_is_not_a_warning,
+    no_secret_in_logs => no_secret_reaches_a_log_line_or_an_event,
 }
