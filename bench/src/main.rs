@@ -7,11 +7,13 @@
 //!   table) over a generated log, then `replay --check` (read, decode, fold, compare every
 //!   row), and reading and decoding alone for reference;
 //! - the auditors' commands over a generated log: the first checkpoint's signing (the whole
-//!   log checked), `export`, `verify` on the database, and `verify --export` offline.
+//!   log checked), `export`, `verify` on the database, and `verify --export` offline;
+//! - the web console: dashboard page loads for people with 100 active leases each.
 //!
 //! It never touches `DATABASE_URL`: SQLite runs in a temporary directory, PostgreSQL in a fresh
 //! database created (and dropped) on `--postgres-url`.
 
+mod console;
 mod http;
 mod proofs;
 
@@ -93,6 +95,18 @@ pub struct BenchArgs {
     /// database and `verify --export` offline (0 skips them).
     #[arg(long, default_value_t = 1_000_000)]
     pub audit_events: usize,
+    /// Dashboard page loads (`GET /` of the web console) through HTTP (0 skips them).
+    #[arg(long, default_value_t = 4_000)]
+    pub dashboard_requests: usize,
+    /// People whose dashboards are loaded, each signed in with a session of their own.
+    #[arg(long, default_value_t = 10)]
+    pub dashboard_people: usize,
+    /// Active leases of each of those people.
+    #[arg(long, default_value_t = 100)]
+    pub dashboard_leases: usize,
+    /// Concurrent HTTP connections loading dashboards.
+    #[arg(long, default_value_t = 4)]
+    pub dashboard_connections: usize,
 }
 
 /// A database that exists for one measurement.
@@ -224,6 +238,20 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             for phase in phases {
                 print_phase(backend, &format!("http {}", phase.name), &phase);
             }
+            db.remove().await?;
+        }
+
+        if args.dashboard_requests > 0 {
+            let db = Throwaway::new(backend, &args.postgres_url).await?;
+            let phase = console::dashboard(
+                &db.url,
+                args.dashboard_people.max(1),
+                args.dashboard_leases,
+                args.dashboard_requests,
+                args.dashboard_connections,
+            )
+            .await?;
+            print_phase(backend, &format!("http {}", phase.name), &phase);
             db.remove().await?;
         }
 
