@@ -115,6 +115,7 @@ impl Application {
         ));
         let upkeep = tokio::spawn(crate::metrics::upkeep(crate::metrics::install()));
         let limits = Limits::from_settings(&self.settings);
+        let follower = tokio::spawn(self.log.clone().follow(self.ledger.feed()));
         let checkpointer = tokio::spawn(self.log.clone().run(
             self.ledger.store().clone(),
             self.clock.clone(),
@@ -159,6 +160,7 @@ impl Application {
         expirer.abort();
         upkeep.abort();
         checkpointer.abort();
+        follower.abort();
         recorder.abort();
         // What was turned away since the last window is recorded before the process ends.
         flood.record().await;

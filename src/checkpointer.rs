@@ -5,17 +5,25 @@
 //! slowed. Before signing it checks that the log extends the latest checkpoint
 //! (`mcp_events::checkpoints`) — the first time in a process, the whole log from position 1, so
 //! a log changed while no server ran is never signed; if it does not, it signs nothing, logs an
-//! error naming both sizes, and `/readyz` fails until the log is mended. New checkpoints are announced on a watch channel
-//! (the audit stream and lease receipts wait on it).
+//! error naming both sizes, and `/readyz` fails until the log is mended. New checkpoints are
+//! announced on a watch channel (the audit stream and lease receipts wait on it).
+//!
+//! It follows this process's writer (`Ledger::feed`) and keeps the events committed since the
+//! last checkpoint, so the check before signing takes them from memory and reads back from the
+//! log only what other processes appended (or what it missed when it fell behind the feed).
 
 use crate::clock::Clock;
 use mcp_events::checkpoints::{self, CheckpointError, StoredCheckpoint};
-use mcp_events::{EventStore, Timestamp};
+use mcp_events::{EventStore, RawEvent, Timestamp};
 use mcp_tlog::Signer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+
+/// The most committed events held for the next signing; past it the oldest are dropped (and
+/// read back from the log instead).
+const HELD_EVENTS: usize = 200_000;
 
 pub struct SignedLog {
     signer: Signer,
@@ -24,6 +32,8 @@ pub struct SignedLog {
     checked_whole_log: AtomicBool,
     refusal: Mutex<Option<String>>,
     latest: watch::Sender<Option<StoredCheckpoint>>,
+    /// Events this process committed since the last checkpoint, in ascending positions.
+    committed: Mutex<Vec<RawEvent>>,
 }
 
 impl SignedLog {
@@ -33,6 +43,7 @@ impl SignedLog {
             checked_whole_log: AtomicBool::new(false),
             refusal: Mutex::new(None),
             latest: watch::channel(None).0,
+            committed: Mutex::new(Vec::new()),
         }
     }
 
@@ -50,12 +61,14 @@ impl SignedLog {
         self.signer.verifier().vkey()
     }
 
+    /// How many events this process committed wait for the next signing.
+    pub fn held_events(&self) -> usize {
+        lock(&self.committed).len()
+    }
+
     /// Why the last attempt refused to sign, while that lasts.
     pub fn refusal(&self) -> Option<String> {
-        self.refusal
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.refusal).clone()
     }
 
     /// The latest checkpoint this process has seen signed, as it changes.
@@ -70,14 +83,24 @@ impl SignedLog {
         now: Timestamp,
     ) -> Result<Option<StoredCheckpoint>, CheckpointError> {
         let from_start = !self.checked_whole_log.load(Ordering::Acquire);
-        let signed = checkpoints::sign_if_grown_checked(store, &self.signer, now, from_start).await;
+        let held = std::mem::take(&mut *lock(&self.committed));
+        let signed =
+            checkpoints::sign_if_grown_checked(store, &self.signer, now, from_start, &held).await;
+        // What the new checkpoint covers is not needed again; the rest goes back in front of
+        // what was committed meanwhile.
+        let covered = match &signed {
+            Ok(Some(checkpoint)) => checkpoint.tree_size as i64,
+            _ => 0,
+        };
+        let mut committed = lock(&self.committed);
+        let mut kept: Vec<RawEvent> = held.into_iter().filter(|e| e.position > covered).collect();
+        kept.append(&mut committed);
+        *committed = kept;
+        drop(committed);
         if matches!(signed, Ok(Some(_))) {
             self.checked_whole_log.store(true, Ordering::Release);
         }
-        let mut refusal = self
-            .refusal
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut refusal = lock(&self.refusal);
         match &signed {
             Ok(_) => *refusal = None,
             Err(error @ CheckpointError::Inconsistent { .. }) => *refusal = Some(error.to_string()),
@@ -88,6 +111,24 @@ impl SignedLog {
             self.latest.send_replace(Some(checkpoint.clone()));
         }
         signed
+    }
+
+    /// Keeps the events of `feed` (this process's commits) for the next signing, until the task
+    /// is stopped. Falling behind the feed forgets what was held: those events are read back.
+    pub async fn follow(self: Arc<Self>, mut feed: broadcast::Receiver<Arc<[RawEvent]>>) {
+        loop {
+            match feed.recv().await {
+                Ok(batch) => {
+                    let mut committed = lock(&self.committed);
+                    let excess = (committed.len() + batch.len()).saturating_sub(HELD_EVENTS);
+                    let dropped = excess.min(committed.len());
+                    committed.drain(..dropped);
+                    committed.extend(batch.iter().cloned());
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => lock(&self.committed).clear(),
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
     }
 
     /// Signs every `interval` while the log grows, until the task is stopped.
@@ -113,4 +154,11 @@ impl SignedLog {
             }
         }
     }
+}
+
+/// A mutex's contents, also after a panic elsewhere (what they hold stays consistent).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -233,7 +233,45 @@ async fn a_truncated_and_regrown_log_is_never_signed(backend: Backend) {
     );
 }
 
+/// A signer that follows its writer takes the events it committed from memory and reads back
+/// only what another process appended; what it signs is the tree either way, and what a
+/// checkpoint covers is not held again.
+async fn a_signer_following_its_writer_signs_the_tree(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let ledger = ledger(&db).await;
+    let other = self::ledger(&db).await;
+    let log = std::sync::Arc::new(log());
+    let follower = tokio::spawn(log.clone().follow(ledger.feed()));
+    let store = ledger.store();
+    for round in 0..4 {
+        register(&ledger, round * 100, 30).await;
+        // Another replica's appends, between this process's.
+        register(&other, round * 100 + 50, 7).await;
+        register(&ledger, round * 100 + 70, 5).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            log.held_events() > 0,
+            "the follower holds this process's commits"
+        );
+        let signed = log
+            .sign_if_grown(store, SystemClock.now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(signed.tree_size, (round as u64 + 1) * 42);
+        let mut conn = store.database().pool().acquire().await.unwrap();
+        assert_eq!(
+            signed.root,
+            tree::root(&mut conn, signed.tree_size).await.unwrap()
+        );
+        assert_eq!(log.held_events(), 0, "a checkpoint's events are let go");
+    }
+    follower.abort();
+    assert!(log.refusal().is_none());
+}
+
 both_backends! {
     signed_as_it_grows => checkpoints_follow_the_log_and_extend_each_other,
     truncation_refused => a_truncated_and_regrown_log_is_never_signed,
+    following_the_writer => a_signer_following_its_writer_signs_the_tree,
 }

@@ -370,7 +370,8 @@ async fn audit(url: &str, events: usize) -> anyhow::Result<Vec<(&'static str, f6
     let started = Instant::now();
     let now = Timestamp::from_datetime(chrono::Utc::now());
     let signed =
-        mcp_events::checkpoints::sign_at_checked(&store, &signer, total as u64, now, true).await?;
+        mcp_events::checkpoints::sign_at_checked(&store, &signer, total as u64, now, true, &[])
+            .await?;
     figures.push(("first checkpoint (whole log checked)", rate(started)));
 
     let dir = tempfile::tempdir()?;

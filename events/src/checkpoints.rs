@@ -9,6 +9,7 @@
 //! both sizes. Signing is deterministic (Ed25519), so replicas signing the same size store the
 //! same note.
 
+use crate::envelope::RawEvent;
 use crate::hash::{chain_hash, ChainFields};
 use crate::store::{EventStore, StoreError};
 use crate::time::Timestamp;
@@ -196,6 +197,7 @@ pub async fn check_extends(
     conn: &mut AnyConnection,
     signed: &StoredCheckpoint,
     size: u64,
+    committed: &[RawEvent],
 ) -> Result<Hash, CheckpointError> {
     let inconsistent = |reason: String| CheckpointError::Inconsistent {
         signed: signed.tree_size,
@@ -227,7 +229,7 @@ pub async fn check_extends(
         merkle::verify_consistency(signed.tree_size, size, &signed.root, &root, &proof)
             .map_err(|e| inconsistent(format!("the consistency proof fails: {e}")))?;
     }
-    check_new_events(store, conn, signed.tree_size, size)
+    check_new_events(store, conn, signed.tree_size, size, committed)
         .await
         .map_err(|reason| match reason {
             Ok(reason) => inconsistent(reason),
@@ -238,11 +240,19 @@ pub async fn check_extends(
 
 /// The events at positions `from + 1 ..= to` chain onto the event at `from` and are the
 /// tree's leaves. `Err(Ok(reason))` names the first that is not.
+///
+/// `committed` holds events this process's writer committed (ascending positions, not
+/// necessarily contiguous): where they cover a position, the event is taken from there rather
+/// than read back from the log, so a signer that follows its writer rereads only what other
+/// processes appended. The check is the same (each event's hash and link recomputed, each
+/// compared with the tree's stored leaf); what a checkpoint then commits to is what the writer
+/// wrote, and a row changed in the table since is found by `verify`, its leaf no longer its hash.
 async fn check_new_events(
     store: &EventStore,
     conn: &mut AnyConnection,
     from: u64,
     to: u64,
+    committed: &[RawEvent],
 ) -> Result<(), Result<String, StoreError>> {
     let mut prev = if from == 0 {
         crate::hash::GENESIS.to_owned()
@@ -255,10 +265,18 @@ async fn check_new_events(
     };
     let mut position = from + 1;
     while position <= to {
-        let page = store
-            .read_raw_page(position as i64 - 1, 2_000.min((to - position + 1) as i64))
-            .await
-            .map_err(Err)?;
+        let limit = 2_000.min(to - position + 1);
+        let held = contiguous_run(committed, position, limit);
+        let read;
+        let page = if held.is_empty() {
+            read = store
+                .read_raw_page(position as i64 - 1, limit as i64)
+                .await
+                .map_err(Err)?;
+            &read[..]
+        } else {
+            held
+        };
         if page.is_empty() {
             return Err(Ok(format!("the event at position {position} is missing")));
         }
@@ -298,6 +316,21 @@ async fn check_new_events(
         }
     }
     Ok(())
+}
+
+/// The events of `committed` at positions `position, position + 1, …` without a gap, at most
+/// `limit` of them (empty when `committed` does not hold `position`).
+fn contiguous_run(committed: &[RawEvent], position: u64, limit: u64) -> &[RawEvent] {
+    let Ok(start) = committed.binary_search_by_key(&(position as i64), |e| e.position) else {
+        return &[];
+    };
+    let run = committed[start..]
+        .iter()
+        .zip(position as i64..)
+        .take(limit as usize)
+        .take_while(|(event, expected)| event.position == *expected)
+        .count();
+    &committed[start..start + run]
 }
 
 /// Checks that the signed checkpoint `later` extends the tree of `size` leaves whose root is
@@ -347,7 +380,7 @@ pub async fn sign_at(
     size: u64,
     now: Timestamp,
 ) -> Result<StoredCheckpoint, CheckpointError> {
-    sign_at_checked(store, signer, size, now, false).await
+    sign_at_checked(store, signer, size, now, false, &[]).await
 }
 
 /// [`sign_at`]; with `from_start`, the events before the checkpoint below are checked too (they
@@ -360,6 +393,7 @@ pub async fn sign_at_checked(
     size: u64,
     now: Timestamp,
     from_start: bool,
+    committed: &[RawEvent],
 ) -> Result<StoredCheckpoint, CheckpointError> {
     let mut conn = store.database().pool().acquire().await?;
     if let Some(stored) = at_size(&mut conn, size).await? {
@@ -375,8 +409,8 @@ pub async fn sign_at_checked(
     let below = below.as_ref().map(from_row).transpose()?;
     let root = match &below {
         Some(signed) if from_start => {
-            let root = check_extends(store, &mut conn, signed, size).await?;
-            check_new_events(store, &mut conn, 0, signed.tree_size)
+            let root = check_extends(store, &mut conn, signed, size, committed).await?;
+            check_new_events(store, &mut conn, 0, signed.tree_size, committed)
                 .await
                 .map_err(|reason| match reason {
                     Ok(reason) => CheckpointError::Inconsistent {
@@ -388,7 +422,7 @@ pub async fn sign_at_checked(
                 })?;
             root
         }
-        Some(signed) => check_extends(store, &mut conn, signed, size).await?,
+        Some(signed) => check_extends(store, &mut conn, signed, size, committed).await?,
         None => {
             let genesis = StoredCheckpoint {
                 tree_size: 0,
@@ -397,7 +431,7 @@ pub async fn sign_at_checked(
                 key_id: String::new(),
                 recorded_at: String::new(),
             };
-            check_extends(store, &mut conn, &genesis, size).await?
+            check_extends(store, &mut conn, &genesis, size, committed).await?
         }
     };
     // A size below the latest checkpoint (an export of the past): the tree signed later must
@@ -456,7 +490,7 @@ pub async fn sign_if_grown(
     signer: &Signer,
     now: Timestamp,
 ) -> Result<Option<StoredCheckpoint>, CheckpointError> {
-    sign_if_grown_checked(store, signer, now, false).await
+    sign_if_grown_checked(store, signer, now, false, &[]).await
 }
 
 /// [`sign_if_grown`], checking the whole log when `from_start` (see [`sign_at_checked`]).
@@ -465,6 +499,7 @@ pub async fn sign_if_grown_checked(
     signer: &Signer,
     now: Timestamp,
     from_start: bool,
+    committed: &[RawEvent],
 ) -> Result<Option<StoredCheckpoint>, CheckpointError> {
     let (head, _) = store.head().await?;
     let head = head as u64;
@@ -488,7 +523,42 @@ pub async fn sign_if_grown_checked(
         return Ok(None);
     }
     drop(conn);
-    sign_at_checked(store, signer, head, now, from_start)
+    sign_at_checked(store, signer, head, now, from_start, committed)
         .await
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(position: i64) -> RawEvent {
+        RawEvent {
+            position,
+            stream_id: "s".into(),
+            stream_version: 1,
+            event_type: "t".into(),
+            event_version: 1,
+            payload: "{}".into(),
+            metadata: "{}".into(),
+            recorded_at: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn positions(run: &[RawEvent]) -> Vec<i64> {
+        run.iter().map(|e| e.position).collect()
+    }
+
+    #[test]
+    fn a_run_is_the_held_events_from_a_position_without_a_gap() {
+        let held: Vec<RawEvent> = [3, 4, 5, 7, 8].into_iter().map(at).collect();
+        assert_eq!(positions(contiguous_run(&held, 3, 10)), [3, 4, 5]);
+        assert_eq!(positions(contiguous_run(&held, 4, 1)), [4]);
+        assert_eq!(positions(contiguous_run(&held, 7, 10)), [7, 8]);
+        assert!(contiguous_run(&held, 6, 10).is_empty(), "6 was not held");
+        assert!(contiguous_run(&held, 1, 10).is_empty());
+        assert!(contiguous_run(&[], 1, 10).is_empty());
+    }
 }

@@ -264,7 +264,7 @@ async fn checkpoint_of_size(
     .database;
     let signer = EventStore::new(writable);
     let signed =
-        checkpoints::sign_at_checked(&signer, &loaded.signer, size, clock.now(), true).await;
+        checkpoints::sign_at_checked(&signer, &loaded.signer, size, clock.now(), true, &[]).await;
     signer.database().close().await;
     Ok(signed?)
 }
