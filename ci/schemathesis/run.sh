@@ -120,10 +120,11 @@ profile_status() {
 }
 
 # How the account API answered during a pass: requests by method and status, from the server's
-# log lines since line $1.
+# log lines since line $1, of paths under /api/account/$2 (Schemathesis may make a request or two
+# of its own beyond the pass's operations).
 account_statuses() {
   tail -n "+$1" "$work/server.log" |
-    sed -n 's/.*method=\([A-Z]*\) path=\/api\/account\/[^ ]*.* status=\([0-9]*\).*/\1 \2/p' |
+    sed -n "s/.*method=\([A-Z]*\) path=\/api\/account\/$2[^ ]*.* status=\([0-9]*\).*/\1 \2/p" |
     sort | uniq -c | awk '{ printf "%s %s: %s; ", $2, $3, $1 } END { print "" }'
 }
 
@@ -162,7 +163,7 @@ run_backend() {
     --header "X-CSRF-Token: $csrf" \
     --include-path-regex '^/api/account/' \
     --exclude-path /api/account/logout
-  echo "== account answers on $backend: $(account_statuses "$from")"
+  echo "== account answers on $backend: $(account_statuses "$from" "")"
   if [ "$(profile_status "$session")" != 200 ]; then
     echo "ci/schemathesis: the session did not stay signed in through the account pass" >&2
     exit 1
@@ -174,7 +175,7 @@ run_backend() {
     --header "X-CSRF-Token: $second_csrf" \
     --include-path /api/account/logout \
     --phases examples,coverage,fuzzing
-  echo "== sign-out answers on $backend: $(account_statuses "$from")"
+  echo "== sign-out answers on $backend: $(account_statuses "$from" logout)"
   if [ "$(profile_status "$second")" != 401 ]; then
     echo "ci/schemathesis: sign-out did not end the second session" >&2
     exit 1
