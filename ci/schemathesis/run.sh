@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Schemathesis against the live seeded server, on a fresh SQLite database and then on a fresh
-# PostgreSQL database. On each: every operation of /api/openapi.json fuzzed with the seeded
-# `leases` token (the audit routes then answer 403 insufficient_scope, as documented), then the
-# auditors' operations and /me with an `audit` token. Fails on any 5xx, and on any answer whose
-# status, content type or body the document does not describe.
+# PostgreSQL database. On each: the MCP, audit and operator's operations of /api/openapi.json
+# fuzzed with the seeded `leases` token (the audit routes then answer 403 insufficient_scope, as
+# documented); the auditors' operations and /me with an `audit` token; the account API with a
+# session of the seeded user (signed in with the seed's password, its cookie and CSRF token sent
+# with every request), sign-out left out; and sign-out alone, with a second session. Fails on any
+# 5xx, on any answer whose status, content type or body the document does not describe, and if
+# the first session did not stay signed in through its pass or the second was not signed out.
 #
 # Installs Schemathesis (pinned) into a venv under the cargo target directory; needs python3 with
 # venv, PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; TEST_POSTGRES_URL elsewhere) and
@@ -79,15 +82,14 @@ stop_server() {
   server=""
 }
 
-# One schemathesis pass: a name, a token, then schemathesis' own options.
+# One schemathesis pass: a name, then schemathesis' own options (the credentials among them).
 fuzz() {
-  local name="$1" bearer="$2"
-  shift 2
+  local name="$1"
+  shift
   local started=$SECONDS
   echo "== schemathesis on $backend: $name"
   if ! timeout --kill-after=10 "$pass_timeout" "$venv/bin/schemathesis" run \
     "http://127.0.0.1:$port/api/openapi.json" \
-    --header "Authorization: Bearer $bearer" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "$max_examples" \
     --request-timeout 10 \
@@ -102,20 +104,82 @@ fuzz() {
   echo "== $name on $backend: $((SECONDS - started)) s"
 }
 
+# Signs the seeded user in; prints the session cookie's value and its CSRF token, on one line.
+sign_in() {
+  curl -sf -c - -o "$work/login.json" -H 'Content-Type: application/json' \
+    -d '{"email": "test@mcp-manager.local", "password": "password"}' \
+    "http://127.0.0.1:$port/api/account/login" </dev/null |
+    awk '$6 == "mcp_session" { cookie = $7 } END { printf "%s ", cookie }'
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["csrf_token"])' "$work/login.json"
+}
+
+# The status `GET /api/account/me` answers with this session cookie.
+profile_status() {
+  curl -s -o /dev/null -w '%{http_code}' -H "Cookie: mcp_session=$1" \
+    "http://127.0.0.1:$port/api/account/me" </dev/null
+}
+
+# How the account API answered during a pass: requests by method and status, from the server's
+# log lines since line $1, of paths under /api/account/$2 (Schemathesis may make a request or two
+# of its own beyond the pass's operations).
+account_statuses() {
+  tail -n "+$1" "$work/server.log" |
+    sed -n "s/.*method=\([A-Z]*\) path=\/api\/account\/$2[^ ]*.* status=\([0-9]*\).*/\1 \2/p" |
+    sort | uniq -c | awk '{ printf "%s %s: %s; ", $2, $3, $1 } END { print "" }'
+}
+
 run_backend() {
   backend="$1"
   local started=$SECONDS
   start_server
-  fuzz "every operation, leases token" "$token"
+  # Both sessions first: the account pass's sign-in attempts will have the address throttled.
+  local session csrf second second_csrf
+  read -r session csrf < <(sign_in)
+  read -r second second_csrf < <(sign_in)
+  if [ -z "$session" ] || [ -z "$second" ]; then
+    echo "ci/schemathesis: the seeded user could not sign in" >&2
+    exit 1
+  fi
+  fuzz "the MCP, audit and operator's operations, leases token" \
+    --header "Authorization: Bearer $token" \
+    --exclude-path-regex '^/api/account/'
   local audit
   audit=$("$bin" token create --user 1 --scope audit --name schemathesis </dev/null |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
   # The stream never ends on success: tests/http/audit.rs covers it. Stateful tests need the
   # lease routes' links, which this pass leaves out.
-  fuzz "the auditors' operations, audit token" "$audit" \
+  fuzz "the auditors' operations, audit token" \
+    --header "Authorization: Bearer $audit" \
     --include-path-regex '^/api/(audit/|mcp/me$)' \
     --exclude-path /api/audit/events/stream \
     --phases examples,coverage,fuzzing
+  # The account API as the seeded user, sign-out aside (it would end the session). It may add,
+  # rotate and remove integrations, tokens and members, and be throttled signing in: all of it
+  # answers as documented. Nobody can remove their own membership, so the user stays an owner.
+  local from
+  from=$(($(wc -l <"$work/server.log") + 1))
+  fuzz "the account operations, a signed-in session" \
+    --header "Cookie: mcp_session=$session" \
+    --header "X-CSRF-Token: $csrf" \
+    --include-path-regex '^/api/account/' \
+    --exclude-path /api/account/logout
+  echo "== account answers on $backend: $(account_statuses "$from" "")"
+  if [ "$(profile_status "$session")" != 200 ]; then
+    echo "ci/schemathesis: the session did not stay signed in through the account pass" >&2
+    exit 1
+  fi
+  # Sign-out on its own session: the first request ends it, the rest answer 401.
+  from=$(($(wc -l <"$work/server.log") + 1))
+  fuzz "sign-out, a second session" \
+    --header "Cookie: mcp_session=$second" \
+    --header "X-CSRF-Token: $second_csrf" \
+    --include-path /api/account/logout \
+    --phases examples,coverage,fuzzing
+  echo "== sign-out answers on $backend: $(account_statuses "$from" logout)"
+  if [ "$(profile_status "$second")" != 401 ]; then
+    echo "ci/schemathesis: sign-out did not end the second session" >&2
+    exit 1
+  fi
   stop_server
   echo "== $backend: $((SECONDS - started)) s in all"
 }

@@ -10,6 +10,11 @@ use mcp_events::{ExpectedVersion, Metadata, StreamId, TokenScope};
 use mcp_projections::rows::{Cell, TokenRow};
 use secrecy::SecretString;
 
+/// The longest a token may be issued for: 100 years (of 365 days). Past that a timestamp has
+/// no four-digit year, and far enough past it the arithmetic overflows; a token meant never to
+/// expire is issued without an expiry.
+pub const MAX_EXPIRES_IN: i64 = 100 * 365 * 86_400;
+
 pub struct IssueToken {
     pub user_id: i64,
     /// What the token may call (`leases`: the MCP lease routes; `audit`: the auditors' API).
@@ -43,6 +48,12 @@ impl Command for IssueToken {
             return Err(DomainError::Invalid(
                 "--expires-in and --max-uses must be positive".into(),
             )
+            .into());
+        }
+        if self.expires_in.is_some_and(|s| s > MAX_EXPIRES_IN) {
+            return Err(DomainError::Invalid(format!(
+                "--expires-in must be at most {MAX_EXPIRES_IN} seconds (100 years)"
+            ))
             .into());
         }
         let name = text_field("name", &self.name, 255)?;

@@ -62,10 +62,10 @@ impl AppState {
     }
 }
 
-/// The route table of CONTRACT.md, and the operator's routes: `/healthz`, `/readyz`, the OpenAPI
-/// document and, unless it is served on an address of its own, `/metrics`. Each route comes with
-/// its description (`routes!` reads the handler's `#[utoipa::path]`); `openapi::ROUTES` lists
-/// them all.
+/// The route table of CONTRACT.md (the MCP and auditors' routes, and the account API), and the
+/// operator's routes: `/healthz`, `/readyz`, the OpenAPI document and, unless it is served on an
+/// address of its own, `/metrics`. Each route comes with its description (`routes!` reads the
+/// handler's `#[utoipa::path]`); `openapi::ROUTES` lists them all.
 pub fn router(state: AppState, with_metrics: bool) -> Router {
     let authenticated = OpenApiRouter::new()
         .routes(routes!(me::me))
@@ -97,12 +97,12 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
     }
     let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(authenticated)
+        .merge(account::router())
         .merge(open)
         .split_for_parts();
     let json = openapi::to_json(&openapi::finish(document, state.ledger.policy()));
     let routes = routes
         .layer(Extension(openapi::Document(json)))
-        .merge(account::router())
         .merge(console::router());
 
     layered(routes).with_state(state)

@@ -10,6 +10,7 @@
 //! without a description, or a description without its route, fails the tests.
 
 use super::error::{ErrorBody, Unauthenticated};
+use crate::commands::tokens::MAX_EXPIRES_IN;
 use crate::ledger::LeasePolicy;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +19,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::Schema;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, RefOr};
 use utoipa::Number;
 use utoipa::{IntoResponses, PartialSchema, ToSchema};
@@ -41,6 +42,37 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/audit/proof/consistency"),
     ("GET", "/api/audit/tlog/checkpoint"),
     ("GET", "/api/audit/tlog/tile/{path}"),
+    ("POST", "/api/account/login"),
+    ("POST", "/api/account/logout"),
+    ("GET", "/api/account/me"),
+    ("GET", "/api/account/integrations"),
+    ("POST", "/api/account/integrations"),
+    ("POST", "/api/account/integrations/{id}/rotate"),
+    ("PATCH", "/api/account/integrations/{id}"),
+    ("DELETE", "/api/account/integrations/{id}"),
+    ("GET", "/api/account/tokens"),
+    ("POST", "/api/account/tokens"),
+    ("DELETE", "/api/account/tokens/{id}"),
+    ("GET", "/api/account/leases"),
+    ("DELETE", "/api/account/leases/{lease_id}"),
+    ("GET", "/api/account/activity"),
+    ("GET", "/api/account/organizations/{id}/members"),
+    ("POST", "/api/account/organizations/{id}/members"),
+    ("PATCH", "/api/account/organizations/{id}/members/{user_id}"),
+    (
+        "DELETE",
+        "/api/account/organizations/{id}/members/{user_id}",
+    ),
+    ("GET", "/api/account/organizations/{id}/integrations"),
+    ("POST", "/api/account/organizations/{id}/integrations"),
+    (
+        "POST",
+        "/api/account/organizations/{id}/integrations/{iid}/rotate",
+    ),
+    (
+        "PATCH",
+        "/api/account/organizations/{id}/integrations/{iid}",
+    ),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -51,6 +83,8 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub const LEASES_TOKEN: &str = "leases_token";
 /// The security scheme of tokens of the `audit` scope.
 pub const AUDIT_TOKEN: &str = "audit_token";
+/// The security scheme of the account API: the session cookie.
+pub const ACCOUNT_SESSION: &str = "account_session";
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -67,12 +101,19 @@ counts one use of its token and is recorded; so is every refused one, except tha
 of refusals per client address and per token a request that is certainly refused is answered \
 `429` with `Retry-After` and counted together with others. Timestamps are UTC with exactly six \
 fractional digits and `Z`. Every response carries `x-request-id`. Past the connection cap a \
-connection is answered `503` (with `Retry-After: 1`) and closed, whatever its route.",
+connection is answered `503` (with `Retry-After: 1`) and closed, whatever its route.\n\n\
+The account API (`/api/account/*`) is for people: `POST /api/account/login` with an e-mail and \
+password starts a session, whose cookie `mcp_session` every other account route takes (never a \
+bearer token); every `POST`, `PATCH` and `DELETE` also carries the session's `X-CSRF-Token`, \
+else `419`. Another person's object, or an organization the caller is not in, is `404`, never \
+a hint that it exists. Its errors are `{\"message\": …}`, and Laravel-style `422`s.",
     ),
     tags(
         (name = "leases", description = "The MCP API: who the token is, and credential leases."),
         (name = "audit", description = "The auditors' read-only API (tokens of the `audit` scope)."),
         (name = "operations", description = "Health, readiness, metrics and this document: no token."),
+        (name = "account", description = "People's own integrations, tokens, leases, activity and \
+organizations, with a session cookie (`POST /api/account/login`)."),
     ),
 )]
 pub struct ApiDoc;
@@ -134,22 +175,37 @@ pub fn finish(mut document: OpenApi, policy: LeasePolicy) -> OpenApi {
             ),
         );
     }
+    components.add_security_scheme(
+        ACCOUNT_SESSION,
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::accounts::session::COOKIE,
+            "A person's session: the cookie `POST /api/account/login` sets (64 hex digits). \
+             State-changing requests also carry the session's `X-CSRF-Token`.",
+        ))),
+    );
     // Schemas the responses above refer to.
-    for (name, schema) in [
+    let shared = [
         (ErrorBody::name(), ErrorBody::schema()),
         (Unauthenticated::name(), Unauthenticated::schema()),
         (
             crate::domain::AuthRefusal::name(),
             crate::domain::AuthRefusal::schema(),
         ),
-    ] {
-        components
-            .schemas
-            .entry(name.into_owned())
-            .or_insert(schema);
+    ]
+    .into_iter()
+    .map(|(name, schema)| (name.into_owned(), schema))
+    .chain(super::account::openapi::refusal_schemas());
+    for (name, schema) in shared {
+        components.schemas.entry(name).or_insert(schema);
     }
-    // What the attributes cannot say: this server's TTL bounds, and that services are distinct
-    // (utoipa 5 has no `unique_items`).
+    // What the attributes cannot say: this server's TTL bounds, that services are distinct
+    // (utoipa 5 has no `unique_items`), and a token's longest life (a constant's value).
+    if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut("TokenRequest") {
+        if let Some(RefOr::T(Schema::Object(expires_in))) = object.properties.get_mut("expires_in")
+        {
+            expires_in.maximum = Some(Number::Int(MAX_EXPIRES_IN as isize));
+        }
+    }
     for body in ["LeaseRequestBody", "RenewRequestBody"] {
         if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(body) {
             if let Some(RefOr::T(Schema::Object(ttl))) = object.properties.get_mut("ttl") {

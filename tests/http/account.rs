@@ -5,6 +5,9 @@
 use crate::helpers::{into_parts, spawn_app, spawn_app_with, TestApp};
 use mcp_events::{both_backends, Backend, Metadata, Role};
 use mcp_manager::commands::accounts::SetPassword;
+use mcp_manager::commands::tokens::{IssueToken, MAX_EXPIRES_IN};
+use mcp_manager::domain::DomainError;
+use mcp_manager::ledger::CommandError;
 use mcp_projections::CheckOutcome;
 use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use reqwest::Method;
@@ -695,6 +698,78 @@ async fn organizations(backend: Backend) {
     replay_check_is_same(&app).await;
 }
 
+/// Found while describing the API for Schemathesis: an id that is not an integer (or a lease id
+/// that is not UTF-8) was axum's plain-text 400; and found by Schemathesis: a token whose
+/// `expires_in` overflows a timestamp was a 500.
+async fn malformed_ids_and_endless_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = person(&app, "ada@example.com").await;
+
+    // An id that cannot be one names nothing: 404, in JSON, as for a missing object.
+    for (method, path) in [
+        (Method::DELETE, "/api/account/tokens/abc"),
+        (Method::DELETE, "/api/account/tokens/99999999999999999999"),
+        (Method::PATCH, "/api/account/integrations/1.5"),
+        (Method::POST, "/api/account/integrations/%20/rotate"),
+        (Method::GET, "/api/account/organizations/x/members"),
+        (Method::DELETE, "/api/account/organizations/1/members/-"),
+        (Method::DELETE, "/api/account/leases/%FF"),
+    ] {
+        let (status, body) = call(&app, &ada, method.clone(), path, Some(json!({}))).await;
+        assert_eq!(
+            (status, &body),
+            (404, &json!({"message": "Not found"})),
+            "{method} {path}"
+        );
+    }
+
+    // A token lives at most 100 years: past that, a field error, not a failure.
+    for expires_in in [json!(i64::MAX - 1), json!(MAX_EXPIRES_IN + 1)] {
+        let (status, body) = call(
+            &app,
+            &ada,
+            Method::POST,
+            "/api/account/tokens",
+            Some(json!({"name": "forever", "expires_in": expires_in})),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body["errors"]["expires_in"].is_array(), "{body}");
+    }
+    let (status, body) = call(
+        &app,
+        &ada,
+        Method::POST,
+        "/api/account/tokens",
+        Some(json!({"name": "century", "expires_in": MAX_EXPIRES_IN})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let expires_at = body["expires_at"].as_str().unwrap();
+    assert!(
+        expires_at.len() == 27 && expires_at.starts_with("21"),
+        "{expires_at}"
+    );
+    // The command itself refuses it, whoever asks (the CLI's `token create` too).
+    let refused = app
+        .ledger
+        .submit(IssueToken {
+            user_id: ada.user_id,
+            scope: Default::default(),
+            name: "cli".into(),
+            expires_in: Some(i64::MAX),
+            max_uses: None,
+            metadata: Metadata::actor("test"),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(CommandError::Domain(DomainError::Invalid(_)))),
+        "{:?}",
+        refused.map(|issued| issued.id)
+    );
+    replay_check_is_same(&app).await;
+}
+
 both_backends!(
     signing_in_and_out_records_the_facts_and_no_secret => signing_in_and_out,
     failed_sign_ins_are_throttled_per_account_and_address => failed_sign_ins_are_throttled,
@@ -703,4 +778,5 @@ both_backends!(
     personal_integrations_are_their_owners_alone => personal_integrations,
     tokens_and_leases_are_their_owners_alone => tokens_and_leases,
     organizations_members_read_and_managers_manage => organizations,
+    malformed_ids_are_not_found_and_tokens_live_at_most_a_century => malformed_ids_and_endless_tokens,
 );

@@ -328,6 +328,15 @@ async fn nobody_reaches_another_persons_objects(backend: Backend) {
         let page = bob.post(&path, &fields, &csrf).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}: {}", page.html);
     }
+    // An id that cannot be an id names nothing.
+    for path in [
+        "/tokens/abc/revoke",
+        "/integrations/1e9/remove",
+        "/organizations/x/members",
+    ] {
+        let page = bob.post(path, &[], &csrf).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+    }
     let page = bob
         .get(&format!("/organizations/{organization}/members"))
         .await;

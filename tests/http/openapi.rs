@@ -4,9 +4,13 @@
 //! the documented JSON schema accepts.
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
-use mcp_events::{both_backends, Backend, IntegrationOwner, Role, SharedWith, TokenScope};
-use mcp_manager::http::openapi::{AUDIT_TOKEN, LEASES_TOKEN, ROUTES};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use mcp_events::{
+    both_backends, Backend, IntegrationOwner, Metadata, Role, SharedWith, TokenScope,
+};
+use mcp_manager::commands::accounts::SetPassword;
+use mcp_manager::commands::tokens::MAX_EXPIRES_IN;
+use mcp_manager::http::openapi::{ACCOUNT_SESSION, AUDIT_TOKEN, LEASES_TOKEN, ROUTES};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -33,10 +37,20 @@ fn operations(document: &Value) -> BTreeSet<(String, String)> {
     found
 }
 
-/// A concrete path for a template: a lease id no lease has, a tile the log may not have yet.
+/// A concrete path for a template: a lease id no lease has, a tile the log may not have yet,
+/// ids no account object has.
 fn concrete(template: &str) -> String {
+    let template = if template.starts_with("/api/account/") {
+        template
+            .replace("{id}", "999")
+            .replace("{iid}", "999")
+            .replace("{user_id}", "999")
+    } else {
+        template.to_owned()
+    };
     template
         .replace("{id}", "lse_nosuchlease")
+        .replace("{lease_id}", "lse_nosuchlease")
         .replace("{path}", "0/000")
 }
 
@@ -75,6 +89,8 @@ async fn the_document_describes_every_route_the_server_serves(backend: Backend) 
     }
     let services = &document["components"]["schemas"]["LeaseRequestBody"]["properties"]["services"];
     assert_eq!(services["uniqueItems"], true, "{services}");
+    let expires_in = &document["components"]["schemas"]["TokenRequest"]["properties"]["expires_in"];
+    assert_eq!(expires_in["maximum"], MAX_EXPIRES_IN, "{expires_in}");
 
     // And the router serves each of them: no answer from its fallbacks (404 `Not Found`, 405).
     for (method, template) in ROUTES {
@@ -112,6 +128,12 @@ async fn the_document_describes_every_route_the_server_serves(backend: Backend) 
         assert_eq!(schemes[name]["type"], "http", "{name}");
         assert_eq!(schemes[name]["scheme"], "bearer", "{name}");
     }
+    let session = &schemes[ACCOUNT_SESSION];
+    assert_eq!(
+        (&session["type"], &session["in"], &session["name"]),
+        (&json!("apiKey"), &json!("cookie"), &json!("mcp_session")),
+        "{session}"
+    );
     let operation_ids: BTreeSet<&str> = document["paths"]
         .as_object()
         .unwrap()
@@ -133,6 +155,10 @@ async fn the_document_describes_every_route_the_server_serves(backend: Backend) 
             .unwrap_or_default();
         let expected: BTreeSet<&str> = if *template == "/api/mcp/me" {
             [LEASES_TOKEN, AUDIT_TOKEN].into()
+        } else if *template == "/api/account/login" {
+            BTreeSet::new()
+        } else if template.starts_with("/api/account/") {
+            [ACCOUNT_SESSION].into()
         } else if template.starts_with("/api/audit/") {
             [AUDIT_TOKEN].into()
         } else if template.starts_with("/api/mcp/") {
@@ -141,7 +167,32 @@ async fn the_document_describes_every_route_the_server_serves(backend: Backend) 
             BTreeSet::new()
         };
         assert_eq!(names, expected, "{method} {template}");
-        if !expected.is_empty() {
+        if template.starts_with("/api/account/") {
+            // A session's routes answer 401 without one, and its changes 419 without the
+            // session's CSRF token, which they take as a header; sign-in documents its throttle.
+            let changes = *method != "GET";
+            let csrf = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == "X-CSRF-Token");
+            if *template == "/api/account/login" {
+                assert!(csrf.is_none());
+                assert!(operation["responses"]["429"]["headers"]
+                    .get("Retry-After")
+                    .is_some());
+            } else {
+                assert!(operation["responses"].get("401").is_some(), "{template}");
+                assert_eq!(
+                    operation["responses"].get("419").is_some(),
+                    changes,
+                    "{method} {template}"
+                );
+                let csrf = csrf.map(|p| (p["in"].as_str(), p["required"].as_bool()));
+                let expected = changes.then_some((Some("header"), Some(true)));
+                assert_eq!(csrf, expected, "{method} {template}");
+            }
+        } else if !expected.is_empty() {
             for status in ["401", "429", "503"] {
                 assert!(
                     operation["responses"].get(status).is_some(),
@@ -208,10 +259,19 @@ impl Conformance {
             "{method} {template}: {status} is not documented ({text})"
         );
         assert!(headers.contains_key("x-request-id"));
+        // Every documented header is sent (`Retry-After` of a 429, `Set-Cookie` of a sign-in).
         for (name, _) in documented["headers"].as_object().into_iter().flatten() {
-            if name == "Retry-After" {
-                assert!(headers.contains_key("retry-after"), "{method} {template}");
-            }
+            assert!(
+                headers.contains_key(name.as_str()),
+                "{method} {template} {status}: no {name}"
+            );
+        }
+        if documented.get("content").is_none() {
+            // No body (a 204).
+            assert!(text.is_empty(), "{method} {template} {status}: {text}");
+            assert!(!headers.contains_key(CONTENT_TYPE), "{method} {template}");
+            self.checked += 1;
+            return (status, Value::Null);
         }
         let content_type = headers[CONTENT_TYPE].to_str().unwrap();
         let media = &documented["content"][content_type];
@@ -458,8 +518,350 @@ async fn real_answers_conform_to_the_document(backend: Backend) {
     assert!(conformance.checked >= 40, "{}", conformance.checked);
 }
 
+const PASSWORD: &str = "correct horse battery";
+
+/// Gives a user the test password.
+async fn with_password(app: &TestApp, user_id: i64) {
+    let phc = mcp_manager::accounts::password::hash(PASSWORD.to_owned().into())
+        .await
+        .unwrap();
+    app.ledger
+        .submit(SetPassword {
+            user_id,
+            phc,
+            metadata: Metadata::actor("test"),
+        })
+        .await
+        .unwrap();
+}
+
+/// A person signed in: their `Cookie` header value and their session's CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn sign_in(app: &TestApp, email: &str) -> Session {
+    let response = app
+        .client
+        .post(format!("{}/api/account/login", app.base))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    Session {
+        cookie,
+        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// The account API: each route's success and its refusals (no session, a bearer token instead,
+/// no CSRF token, another person's object, a member without the role, invalid fields, a body
+/// that is not JSON, ids that are not ids, the sign-in throttle) conform to the document.
+async fn account_answers_conform_to_the_document(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.sign_in_failures_per_account = 2;
+    })
+    .await;
+    let ada_id = app.user("ada@example.com").await;
+    let bob_id = app.user("bob@example.com").await;
+    let carol = app.user("carol@example.com").await;
+    for user in [ada_id, bob_id] {
+        with_password(&app, user).await;
+    }
+    let org = app.org("Development Team").await;
+    app.member(org, ada_id, Role::Owner).await;
+    app.member(org, bob_id, Role::Member).await;
+    let jira = app
+        .integration(
+            "jira",
+            IntegrationOwner::Organization {
+                organization_id: org,
+                shared_with: SharedWith::AllMembers,
+            },
+            json!({"api_token": "j"}),
+        )
+        .await;
+    let bobs_todoist = app.personal(bob_id, "todoist", json!({"t": "b"})).await;
+    app.personal(ada_id, "notion", json!({"t": "n"})).await;
+    let leases = app.token(ada_id).await;
+    let (status, lease) = app.lease(&leases, &["notion"]).await;
+    assert_eq!(status, 201, "{lease}");
+    let lease_id = lease["lease_id"].as_str().unwrap().to_owned();
+    let mut conformance = Conformance {
+        document: document(&app).await,
+        checked: 0,
+    };
+    let c = &app.client;
+    let url = |path: &str| format!("{}{path}", app.base);
+
+    // Signing in.
+    let login = "/api/account/login";
+    let sign_in_with = |body: Value| c.post(url(login)).json(&body);
+    for (body, expected) in [
+        (
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+            200,
+        ),
+        (
+            json!({"email": "ada@example.com", "password": "wrong"}),
+            401,
+        ),
+        (json!({"email": "ada@example.com"}), 422),
+        (json!({"email": "nobody@example.com", "password": "x"}), 401),
+        (json!({"email": "nobody@example.com", "password": "x"}), 401),
+        (json!({"email": "nobody@example.com", "password": "x"}), 429),
+    ] {
+        let (status, answer) = conformance
+            .check(sign_in_with(body.clone()), "POST", login)
+            .await;
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+    let not_json = c
+        .post(url(login))
+        .header(CONTENT_TYPE, "application/json")
+        .body("{");
+    assert_eq!(conformance.check(not_json, "POST", login).await.0, 400);
+    let not_typed = c.post(url(login)).body("email=ada");
+    assert_eq!(conformance.check(not_typed, "POST", login).await.0, 415);
+
+    let ada = sign_in(&app, "ada@example.com").await;
+    let bob = sign_in(&app, "bob@example.com").await;
+    // A request of a signed-in person: the cookie, and the CSRF token unless `csrf` is false.
+    let call = |who: &Session, method: Method, path: &str, csrf: bool| {
+        let request = c.request(method, url(path)).header(COOKIE, &who.cookie);
+        if csrf {
+            request.header("x-csrf-token", &who.csrf)
+        } else {
+            request
+        }
+    };
+    let get = |who: &Session, path: &str| call(who, Method::GET, path, false);
+
+    // No session, or a bearer token instead of one.
+    let me = "/api/account/me";
+    assert_eq!(conformance.check(c.get(url(me)), "GET", me).await.0, 401);
+    let bearer = c.get(url(me)).bearer_auth(&leases);
+    assert_eq!(conformance.check(bearer, "GET", me).await.0, 401);
+    let (status, profile) = conformance.check(get(&ada, me), "GET", me).await;
+    assert_eq!(status, 200);
+    assert_eq!(profile["organizations"][0]["role"], "owner");
+
+    // Personal integrations.
+    let mine = "/api/account/integrations";
+    assert_eq!(conformance.check(get(&ada, mine), "GET", mine).await.0, 200);
+    let add = |csrf: bool, body: Value| call(&ada, Method::POST, mine, csrf).json(&body);
+    let good = json!({"service": "todoist", "credentials": {"access_token": "a"}});
+    assert_eq!(
+        conformance
+            .check(add(false, good.clone()), "POST", mine)
+            .await
+            .0,
+        419
+    );
+    let (status, added) = conformance.check(add(true, good), "POST", mine).await;
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_i64().unwrap();
+    for body in [
+        json!({"service": "Not A Service"}),
+        json!({"credentials": []}),
+    ] {
+        assert_eq!(
+            conformance.check(add(true, body), "POST", mine).await.0,
+            422
+        );
+    }
+    let malformed = call(&ada, Method::POST, mine, true)
+        .header(CONTENT_TYPE, "application/json")
+        .body("[1]");
+    assert_eq!(conformance.check(malformed, "POST", mine).await.0, 400);
+
+    let rotate = "/api/account/integrations/{id}/rotate";
+    let one = "/api/account/integrations/{id}";
+    let at = |id: &str, suffix: &str| format!("{mine}/{id}{suffix}");
+    let credentials = json!({"credentials": {"access_token": "b"}});
+    for (id, expected) in [(id.to_string(), 200), (bobs_todoist.to_string(), 404)] {
+        let request = call(&ada, Method::POST, &at(&id, "/rotate"), true).json(&credentials);
+        assert_eq!(conformance.check(request, "POST", rotate).await.0, expected);
+    }
+    for expected in [200, 422] {
+        let request = call(&ada, Method::PATCH, &at(&id.to_string(), ""), true)
+            .json(&json!({"status": "inactive"}));
+        assert_eq!(conformance.check(request, "PATCH", one).await.0, expected);
+    }
+    for (id, expected) in [
+        (id.to_string(), 204),
+        (id.to_string(), 404),
+        ("abc".to_owned(), 404),
+        ("99999999999999999999".to_owned(), 404),
+    ] {
+        let request = call(&ada, Method::DELETE, &at(&id, ""), true);
+        assert_eq!(
+            conformance.check(request, "DELETE", one).await.0,
+            expected,
+            "{id}"
+        );
+    }
+
+    // Tokens.
+    let tokens = "/api/account/tokens";
+    assert_eq!(
+        conformance.check(get(&ada, tokens), "GET", tokens).await.0,
+        200
+    );
+    let create = |body: Value| call(&ada, Method::POST, tokens, true).json(&body);
+    let body = json!({"name": "laptop", "scope": "audit", "expires_in": 3600, "max_uses": 5});
+    let (status, token) = conformance.check(create(body), "POST", tokens).await;
+    assert_eq!(status, 201, "{token}");
+    for body in [
+        json!({}),
+        json!({"name": "x", "expires_in": 0}),
+        json!({"name": "x", "scope": "all"}),
+    ] {
+        assert_eq!(conformance.check(create(body), "POST", tokens).await.0, 422);
+    }
+    let token = format!("{tokens}/{}", token["id"]);
+    for expected in [204, 422] {
+        let request = call(&ada, Method::DELETE, &token, true);
+        let answer = conformance
+            .check(request, "DELETE", "/api/account/tokens/{id}")
+            .await;
+        assert_eq!(answer.0, expected, "{}", answer.1);
+    }
+
+    // Leases and activity.
+    let own = "/api/account/leases";
+    for (query, expected) in [("", 200), ("?status=active", 200), ("?status=gone", 422)] {
+        let request = get(&ada, &format!("{own}{query}"));
+        assert_eq!(conformance.check(request, "GET", own).await.0, expected);
+    }
+    let one_lease = "/api/account/leases/{lease_id}";
+    for (id, expected) in [
+        (lease_id.as_str(), 204),
+        ("lse_nosuchlease", 404),
+        ("%FF", 404),
+    ] {
+        let request = call(&ada, Method::DELETE, &format!("{own}/{id}"), true);
+        assert_eq!(
+            conformance.check(request, "DELETE", one_lease).await.0,
+            expected,
+            "{id}"
+        );
+    }
+    let activity = "/api/account/activity";
+    for (query, expected) in [("?limit=5", 200), ("?limit=0", 422)] {
+        let request = get(&ada, &format!("{activity}{query}"));
+        assert_eq!(
+            conformance.check(request, "GET", activity).await.0,
+            expected
+        );
+    }
+
+    // Organizations: members, and the organization's integrations.
+    let members = "/api/account/organizations/{id}/members";
+    let members_of = |org: i64| format!("/api/account/organizations/{org}/members");
+    for (org, expected) in [(org, 200), (999, 404)] {
+        let request = get(&ada, &members_of(org));
+        assert_eq!(conformance.check(request, "GET", members).await.0, expected);
+    }
+    for (who, body, expected) in [
+        (
+            &bob,
+            json!({"email": "carol@example.com", "role": "member"}),
+            403,
+        ),
+        (
+            &ada,
+            json!({"email": "nobody@example.com", "role": "member"}),
+            422,
+        ),
+        (
+            &ada,
+            json!({"email": "carol@example.com", "role": "boss"}),
+            422,
+        ),
+        (
+            &ada,
+            json!({"email": "carol@example.com", "role": "member"}),
+            201,
+        ),
+    ] {
+        let request = call(who, Method::POST, &members_of(org), true).json(&body);
+        let answer = conformance.check(request, "POST", members).await;
+        assert_eq!(answer.0, expected, "{body}: {}", answer.1);
+    }
+    let member = "/api/account/organizations/{id}/members/{user_id}";
+    let member_at = |user: i64| format!("{}/{user}", members_of(org));
+    for (who, user, expected) in [(&bob, carol, 403), (&ada, ada_id, 422), (&ada, carol, 200)] {
+        let request =
+            call(who, Method::PATCH, &member_at(user), true).json(&json!({"role": "admin"}));
+        assert_eq!(
+            conformance.check(request, "PATCH", member).await.0,
+            expected
+        );
+    }
+    for (user, expected) in [(ada_id, 422), (carol, 204), (carol, 404)] {
+        let request = call(&ada, Method::DELETE, &member_at(user), true);
+        assert_eq!(
+            conformance.check(request, "DELETE", member).await.0,
+            expected
+        );
+    }
+
+    let shared = "/api/account/organizations/{id}/integrations";
+    let shared_at = format!("/api/account/organizations/{org}/integrations");
+    assert_eq!(
+        conformance
+            .check(get(&bob, &shared_at), "GET", shared)
+            .await
+            .0,
+        200
+    );
+    let body = json!({"service": "sentry", "credentials": {"dsn": "d"}, "shared_with": [ada_id]});
+    for (who, expected) in [(&bob, 403), (&ada, 201)] {
+        let request = call(who, Method::POST, &shared_at, true).json(&body);
+        assert_eq!(conformance.check(request, "POST", shared).await.0, expected);
+    }
+    let rotate_shared = "/api/account/organizations/{id}/integrations/{iid}/rotate";
+    for (who, iid, expected) in [(&bob, jira, 403), (&ada, jira, 200), (&ada, 999, 404)] {
+        let request = call(
+            who,
+            Method::POST,
+            &format!("{shared_at}/{iid}/rotate"),
+            true,
+        )
+        .json(&credentials);
+        assert_eq!(
+            conformance.check(request, "POST", rotate_shared).await.0,
+            expected
+        );
+    }
+    let shared_one = "/api/account/organizations/{id}/integrations/{iid}";
+    let status = json!({"status": "expired"});
+    for (who, expected) in [(&bob, 403), (&ada, 200)] {
+        let request = call(who, Method::PATCH, &format!("{shared_at}/{jira}"), true).json(&status);
+        assert_eq!(
+            conformance.check(request, "PATCH", shared_one).await.0,
+            expected
+        );
+    }
+
+    // Signing out: the CSRF token is needed; afterwards the session is gone.
+    let logout = "/api/account/logout";
+    for (csrf, expected) in [(false, 419), (true, 204), (true, 401)] {
+        let request = call(&bob, Method::POST, logout, csrf);
+        assert_eq!(conformance.check(request, "POST", logout).await.0, expected);
+    }
+    assert!(conformance.checked >= 60, "{}", conformance.checked);
+}
+
 both_backends! {
     every_route => the_document_describes_every_route_the_server_serves,
     metrics_elsewhere => metrics_on_their_own_address_are_not_in_the_document,
     conformance => real_answers_conform_to_the_document,
+    account_conformance => account_answers_conform_to_the_document,
 }

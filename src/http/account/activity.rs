@@ -1,5 +1,6 @@
 //! A person's own activity: their audit records, newest first.
 
+use super::openapi::{AccountUnprocessable, ActivityRecord, SessionRefusals, Stack};
 use super::{AccountError, AppState, SignedIn};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,25 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// `GET /api/account/activity?limit=L` (1–200, default 50).
+#[utoipa::path(
+    get,
+    path = "/api/account/activity",
+    tag = "account",
+    operation_id = "account_activity",
+    security(("account_session" = [])),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200,
+            description = "At most this many records (default 50)."),
+    ),
+    responses(
+        (status = 200, description = "The person's own audit records, newest first.",
+            body = Vec<ActivityRecord>),
+        (status = 422, description = "`limit` is not an integer from 1 to 200.",
+            body = AccountUnprocessable),
+        SessionRefusals,
+        Stack,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     who: SignedIn,

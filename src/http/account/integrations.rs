@@ -1,6 +1,10 @@
 //! A person's own integrations: listed without their secrets (a version, a status and a
 //! fingerprint of the sealed secret instead), added, rotated, switched on and off, removed.
 
+use super::openapi::{
+    AccountMessage, AccountUnprocessable, BodyRefusals, CsrfHeader, CsrfRefusal,
+    IntegrationRequest, IntegrationView, RotateRequest, SessionRefusals, Stack, StatusRequest,
+};
 use super::session::Body;
 use super::{AccountError, AppState, SignedIn};
 use crate::commands::accounts::{AsUser, Grant};
@@ -79,6 +83,19 @@ pub(super) async fn integration(
 }
 
 /// `GET /api/account/integrations`.
+#[utoipa::path(
+    get,
+    path = "/api/account/integrations",
+    tag = "account",
+    operation_id = "account_integrations",
+    security(("account_session" = [])),
+    responses(
+        (status = 200, description = "The person's own integrations (not removed ones), never \
+            their credentials.", body = Vec<IntegrationView>),
+        SessionRefusals,
+        Stack,
+    )
+)]
 pub async fn list(State(state): State<AppState>, who: SignedIn) -> Result<Response, AccountError> {
     let mut conn = state.ledger.store().database().pool().acquire().await?;
     let rows = queries::integrations_of_user(&mut conn, who.user_id()).await?;
@@ -86,6 +103,30 @@ pub async fn list(State(state): State<AppState>, who: SignedIn) -> Result<Respon
 }
 
 /// `POST /api/account/integrations {service, credentials}`.
+#[utoipa::path(
+    post,
+    path = "/api/account/integrations",
+    tag = "account",
+    operation_id = "account_add_integration",
+    security(("account_session" = [])),
+    params(CsrfHeader),
+    request_body(content = IntegrationRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new personal integration.", body = IntegrationView,
+            links(
+                ("RotateIntegration" = (operation_id = "account_rotate_integration",
+                    parameters(("id" = "$response.body#/id")))),
+                ("SetIntegrationStatus" = (operation_id = "account_set_integration_status",
+                    parameters(("id" = "$response.body#/id")))),
+                ("RemoveIntegration" = (operation_id = "account_remove_integration",
+                    parameters(("id" = "$response.body#/id")))),
+            )),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn add(
     State(state): State<AppState>,
     who: SignedIn,
@@ -122,6 +163,28 @@ pub(super) async fn view(
 }
 
 /// `POST /api/account/integrations/{id}/rotate {credentials}`.
+#[utoipa::path(
+    post,
+    path = "/api/account/integrations/{id}/rotate",
+    tag = "account",
+    operation_id = "account_rotate_integration",
+    security(("account_session" = [])),
+    params(
+        ("id" = i64, Path, description = "The integration's id."),
+        CsrfHeader,
+    ),
+    request_body(content = RotateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The integration with its new secret version.",
+            body = IntegrationView),
+        (status = 404, description = "No integration of this person has this id (`Not found`, \
+            whether or not it is someone else's).", body = AccountMessage),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     who: SignedIn,
@@ -145,6 +208,28 @@ pub async fn rotate(
 }
 
 /// `PATCH /api/account/integrations/{id} {status}`.
+#[utoipa::path(
+    patch,
+    path = "/api/account/integrations/{id}",
+    tag = "account",
+    operation_id = "account_set_integration_status",
+    security(("account_session" = [])),
+    params(
+        ("id" = i64, Path, description = "The integration's id."),
+        CsrfHeader,
+    ),
+    request_body(content = StatusRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The integration in its new status.",
+            body = IntegrationView),
+        (status = 404, description = "No integration of this person has this id.",
+            body = AccountMessage),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn set_status(
     State(state): State<AppState>,
     who: SignedIn,
@@ -168,6 +253,27 @@ pub async fn set_status(
 }
 
 /// `DELETE /api/account/integrations/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/account/integrations/{id}",
+    tag = "account",
+    operation_id = "account_remove_integration",
+    security(("account_session" = [])),
+    params(
+        ("id" = i64, Path, description = "The integration's id."),
+        CsrfHeader,
+    ),
+    responses(
+        (status = 204, description = "Removed: it no longer resolves for leases."),
+        (status = 404, description = "No integration of this person has this id.",
+            body = AccountMessage),
+        (status = 422, description = "The ledger refused the change.",
+            body = AccountUnprocessable),
+        SessionRefusals,
+        CsrfRefusal,
+        Stack,
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     who: SignedIn,

@@ -1,8 +1,13 @@
 //! A person's own leases: listed (never their credentials), revoked.
 
+use super::openapi::{
+    AccountMessage, AccountUnprocessable, CsrfHeader, CsrfRefusal, OwnLeaseView, SessionRefusals,
+    Stack,
+};
 use super::{AccountError, AppState, SignedIn};
 use crate::commands::accounts::{AsUser, Grant};
 use crate::commands::leases::RevokeLeases;
+use crate::domain::lease::LeaseStatus;
 use crate::http::views::lease_json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -15,6 +20,25 @@ use std::collections::HashMap;
 const LIMIT: i64 = 500;
 
 /// `GET /api/account/leases?status=active|expired|revoked`.
+#[utoipa::path(
+    get,
+    path = "/api/account/leases",
+    tag = "account",
+    operation_id = "account_leases",
+    security(("account_session" = [])),
+    params(
+        ("status" = Option<LeaseStatus>, Query,
+            description = "Only leases in this state (all when absent or empty)."),
+    ),
+    responses(
+        (status = 200, description = "The person's leases, newest first (at most 500), never \
+            their credentials.", body = Vec<OwnLeaseView>),
+        (status = 422, description = "`status` is not `active`, `expired` or `revoked`.",
+            body = AccountUnprocessable),
+        SessionRefusals,
+        Stack,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     who: SignedIn,
@@ -45,6 +69,26 @@ pub async fn list(
 }
 
 /// `DELETE /api/account/leases/{lease_id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/account/leases/{lease_id}",
+    tag = "account",
+    operation_id = "account_revoke_lease",
+    security(("account_session" = [])),
+    params(
+        ("lease_id" = String, Path, description = "The lease's id (`lse_…`)."),
+        CsrfHeader,
+    ),
+    responses(
+        (status = 204, description = "Revoked (or it already was): its credentials are no longer \
+            handed out."),
+        (status = 404, description = "No lease of this person has this id.",
+            body = AccountMessage),
+        SessionRefusals,
+        CsrfRefusal,
+        Stack,
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     who: SignedIn,

@@ -10,8 +10,10 @@
 // The web console (`super::console`) is a client of these handlers, in the same process.
 pub(super) mod activity;
 mod error;
+pub(super) mod ids;
 pub(super) mod integrations;
 pub(super) mod leases;
+pub mod openapi;
 pub(super) mod organizations;
 mod session;
 pub(super) mod sign_in;
@@ -24,8 +26,8 @@ use super::AppState;
 use crate::accounts::password::Passwords;
 use crate::accounts::throttle::{SignInThrottle, ThrottlePolicy};
 use crate::config::Settings;
-use axum::routing::{delete, get, patch, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What the account routes share: password hashing, the sign-in throttle, session settings.
 pub struct Accounts {
@@ -68,50 +70,32 @@ impl Accounts {
     }
 }
 
-/// The account API's routes, as CONTRACT.md lists them.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/account/login", post(sign_in::login))
-        .route("/api/account/logout", post(sign_in::logout))
-        .route("/api/account/me", get(sign_in::me))
-        .route(
-            "/api/account/integrations",
-            get(integrations::list).post(integrations::add),
-        )
-        .route(
-            "/api/account/integrations/{id}",
-            patch(integrations::set_status).delete(integrations::remove),
-        )
-        .route(
-            "/api/account/integrations/{id}/rotate",
-            post(integrations::rotate),
-        )
-        .route(
-            "/api/account/tokens",
-            get(tokens::list).post(tokens::create),
-        )
-        .route("/api/account/tokens/{id}", delete(tokens::revoke))
-        .route("/api/account/leases", get(leases::list))
-        .route("/api/account/leases/{id}", delete(leases::revoke))
-        .route("/api/account/activity", get(activity::list))
-        .route(
-            "/api/account/organizations/{id}/members",
-            get(organizations::members).post(organizations::add_member),
-        )
-        .route(
-            "/api/account/organizations/{id}/members/{user_id}",
-            patch(organizations::set_role).delete(organizations::remove_member),
-        )
-        .route(
-            "/api/account/organizations/{id}/integrations",
-            get(organizations::integrations).post(organizations::add_integration),
-        )
-        .route(
-            "/api/account/organizations/{id}/integrations/{iid}",
-            patch(organizations::set_integration_status),
-        )
-        .route(
-            "/api/account/organizations/{id}/integrations/{iid}/rotate",
-            post(organizations::rotate_integration),
-        )
+/// The account API's routes, as CONTRACT.md lists them, each with its description (`routes!`
+/// reads the handler's `#[utoipa::path]`). Ids that are not what the handler reads are 404
+/// before the session is looked at (`ids.rs`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_in::login))
+        .routes(routes!(sign_in::logout))
+        .routes(routes!(sign_in::me))
+        .routes(routes!(integrations::list, integrations::add))
+        .routes(routes!(integrations::set_status, integrations::remove))
+        .routes(routes!(integrations::rotate))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(leases::list))
+        .routes(routes!(leases::revoke))
+        .routes(routes!(activity::list))
+        .routes(routes!(organizations::members, organizations::add_member))
+        .routes(routes!(
+            organizations::set_role,
+            organizations::remove_member
+        ))
+        .routes(routes!(
+            organizations::integrations,
+            organizations::add_integration
+        ))
+        .routes(routes!(organizations::set_integration_status))
+        .routes(routes!(organizations::rotate_integration))
+        .route_layer(axum::middleware::from_fn(ids::well_formed))
 }

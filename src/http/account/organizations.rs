@@ -3,6 +3,11 @@
 //! roles. Someone not in the organization gets 404, as if it did not exist.
 
 use super::integrations::{integration_views, service, status, view};
+use super::openapi::{
+    AccountMessage, AccountUnprocessable, AddedMemberView, BodyRefusals, CsrfHeader, CsrfRefusal,
+    IntegrationView, MemberRequest, MemberRoleView, MemberView, OrganizationIntegrationRequest,
+    RoleRequest, RotateRequest, SessionRefusals, Stack, StatusRequest,
+};
 use super::session::Body;
 use super::{AccountError, AppState, SignedIn};
 use crate::commands::accounts::{AsUser, Grant, ManageMember, MemberChange};
@@ -37,6 +42,22 @@ fn role_of(body: &Body) -> Result<Role, AccountError> {
 }
 
 /// `GET /api/account/organizations/{id}/members`.
+#[utoipa::path(
+    get,
+    path = "/api/account/organizations/{id}/members",
+    tag = "account",
+    operation_id = "organization_members",
+    security(("account_session" = [])),
+    params(("id" = i64, Path, description = "The organization's id.")),
+    responses(
+        (status = 200, description = "The organization's members, by user id.",
+            body = Vec<MemberView>),
+        (status = 404, description = "The person is not in this organization (or there is \
+            none with this id).", body = AccountMessage),
+        SessionRefusals,
+        Stack,
+    )
+)]
 pub async fn members(
     State(state): State<AppState>,
     who: SignedIn,
@@ -91,6 +112,26 @@ async fn change(
 }
 
 /// `POST /api/account/organizations/{id}/members {email, role}`.
+#[utoipa::path(
+    post,
+    path = "/api/account/organizations/{id}/members",
+    tag = "account",
+    operation_id = "add_organization_member",
+    security(("account_session" = [])),
+    params(("id" = i64, Path, description = "The organization's id."), CsrfHeader),
+    request_body(content = MemberRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Added.", body = AddedMemberView),
+        (status = 403, description = "A member who is not an owner or admin, or an admin \
+            adding an owner (`This action is unauthorized.`).", body = AccountMessage),
+        (status = 404, description = "The person is not in this organization.",
+            body = AccountMessage),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     who: SignedIn,
@@ -118,6 +159,30 @@ pub async fn add_member(
 }
 
 /// `PATCH /api/account/organizations/{id}/members/{user_id} {role}` (owners).
+#[utoipa::path(
+    patch,
+    path = "/api/account/organizations/{id}/members/{user_id}",
+    tag = "account",
+    operation_id = "set_organization_member_role",
+    security(("account_session" = [])),
+    params(
+        ("id" = i64, Path, description = "The organization's id."),
+        ("user_id" = i64, Path, description = "The member's user id."),
+        CsrfHeader,
+    ),
+    request_body(content = RoleRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The member's new role.", body = MemberRoleView),
+        (status = 403, description = "The person is not an owner of the organization.",
+            body = AccountMessage),
+        (status = 404, description = "The person is not in this organization, or the user is \
+            not a member.", body = AccountMessage),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn set_role(
     State(state): State<AppState>,
     who: SignedIn,
@@ -137,6 +202,30 @@ pub async fn set_role(
 }
 
 /// `DELETE /api/account/organizations/{id}/members/{user_id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/account/organizations/{id}/members/{user_id}",
+    tag = "account",
+    operation_id = "remove_organization_member",
+    security(("account_session" = [])),
+    params(
+        ("id" = i64, Path, description = "The organization's id."),
+        ("user_id" = i64, Path, description = "The member's user id."),
+        CsrfHeader,
+    ),
+    responses(
+        (status = 204, description = "Removed from the organization."),
+        (status = 403, description = "A member who is not an owner or admin, or an admin \
+            removing an owner.", body = AccountMessage),
+        (status = 404, description = "The person is not in this organization, or the user is \
+            not a member.", body = AccountMessage),
+        (status = 422, description = "One's own membership (nobody removes themselves).",
+            body = AccountUnprocessable),
+        SessionRefusals,
+        CsrfRefusal,
+        Stack,
+    )
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     who: SignedIn,
@@ -147,6 +236,22 @@ pub async fn remove_member(
 }
 
 /// `GET /api/account/organizations/{id}/integrations` (never credentials).
+#[utoipa::path(
+    get,
+    path = "/api/account/organizations/{id}/integrations",
+    tag = "account",
+    operation_id = "organization_integrations",
+    security(("account_session" = [])),
+    params(("id" = i64, Path, description = "The organization's id.")),
+    responses(
+        (status = 200, description = "The organization's integrations (not removed ones), \
+            never their credentials.", body = Vec<IntegrationView>),
+        (status = 404, description = "The person is not in this organization.",
+            body = AccountMessage),
+        SessionRefusals,
+        Stack,
+    )
+)]
 pub async fn integrations(
     State(state): State<AppState>,
     who: SignedIn,
@@ -159,6 +264,33 @@ pub async fn integrations(
 }
 
 /// `POST /api/account/organizations/{id}/integrations {service, credentials, shared_with}`.
+#[utoipa::path(
+    post,
+    path = "/api/account/organizations/{id}/integrations",
+    tag = "account",
+    operation_id = "add_organization_integration",
+    security(("account_session" = [])),
+    params(("id" = i64, Path, description = "The organization's id."), CsrfHeader),
+    request_body(content = OrganizationIntegrationRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The organization's new integration.",
+            body = IntegrationView,
+            links(
+                ("RotateIntegration" = (operation_id = "rotate_organization_integration",
+                    parameters(("id" = "$request.path.id"), ("iid" = "$response.body#/id")))),
+                ("SetIntegrationStatus" = (operation_id = "set_organization_integration_status",
+                    parameters(("id" = "$request.path.id"), ("iid" = "$response.body#/id")))),
+            )),
+        (status = 403, description = "The person is a member, not an owner or admin.",
+            body = AccountMessage),
+        (status = 404, description = "The person is not in this organization.",
+            body = AccountMessage),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn add_integration(
     State(state): State<AppState>,
     who: SignedIn,
@@ -212,6 +344,31 @@ fn shared_with_error() -> AccountError {
 }
 
 /// `POST /api/account/organizations/{id}/integrations/{iid}/rotate {credentials}`.
+#[utoipa::path(
+    post,
+    path = "/api/account/organizations/{id}/integrations/{iid}/rotate",
+    tag = "account",
+    operation_id = "rotate_organization_integration",
+    security(("account_session" = [])),
+    params(
+        ("id" = i64, Path, description = "The organization's id."),
+        ("iid" = i64, Path, description = "The integration's id."),
+        CsrfHeader,
+    ),
+    request_body(content = RotateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The integration with its new secret version.",
+            body = IntegrationView),
+        (status = 403, description = "The person is a member, not an owner or admin.",
+            body = AccountMessage),
+        (status = 404, description = "The person is not in this organization, or it has no \
+            integration with this id.", body = AccountMessage),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn rotate_integration(
     State(state): State<AppState>,
     who: SignedIn,
@@ -239,6 +396,31 @@ pub async fn rotate_integration(
 }
 
 /// `PATCH /api/account/organizations/{id}/integrations/{iid} {status}`.
+#[utoipa::path(
+    patch,
+    path = "/api/account/organizations/{id}/integrations/{iid}",
+    tag = "account",
+    operation_id = "set_organization_integration_status",
+    security(("account_session" = [])),
+    params(
+        ("id" = i64, Path, description = "The organization's id."),
+        ("iid" = i64, Path, description = "The integration's id."),
+        CsrfHeader,
+    ),
+    request_body(content = StatusRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The integration in its new status.",
+            body = IntegrationView),
+        (status = 403, description = "The person is a member, not an owner or admin.",
+            body = AccountMessage),
+        (status = 404, description = "The person is not in this organization, or it has no \
+            integration with this id.", body = AccountMessage),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn set_integration_status(
     State(state): State<AppState>,
     who: SignedIn,

@@ -18,6 +18,34 @@ use serde_json::json;
 use std::time::Instant;
 
 /// `POST /api/account/login {email, password}`.
+#[utoipa::path(
+    post,
+    path = "/api/account/login",
+    tag = "account",
+    operation_id = "account_login",
+    request_body(content = super::openapi::LoginRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in: a new session. Its cookie is in `Set-Cookie`; \
+            send `csrf_token` as `X-CSRF-Token` with every `POST`, `PATCH` and `DELETE`.",
+            body = super::openapi::SignedInView,
+            headers(
+                ("Set-Cookie" = String, description = "`mcp_session=<64 hex digits>; HttpOnly; \
+                    SameSite=Lax; Path=/; Max-Age=<session lifetime>` (and `Secure` when the \
+                    server is configured so)."),
+                ("Cache-Control" = String, description = "`no-store`."),
+            )),
+        (status = 401, description = "A wrong e-mail or password, or a disabled user: the same \
+            answer (`These credentials do not match our records.`), in about the same time.",
+            body = super::openapi::AccountMessage),
+        (status = 429, description = "Too many failed sign-ins for this e-mail or from this \
+            address within the window; nothing was checked.",
+            body = super::openapi::AccountMessage,
+            headers(("Retry-After" = u64, description = "Seconds until a sign-in is allowed \
+                again."))),
+        super::openapi::BodyRefusals,
+        super::openapi::Stack,
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     Anonymous(metadata): Anonymous,
@@ -160,6 +188,22 @@ pub async fn sign_out(state: &AppState, who: &SignedIn) -> Result<(), AccountErr
 }
 
 /// `POST /api/account/logout`: ends the session, and tells the browser to forget the cookie.
+#[utoipa::path(
+    post,
+    path = "/api/account/logout",
+    tag = "account",
+    operation_id = "account_logout",
+    security(("account_session" = [])),
+    params(super::openapi::CsrfHeader),
+    responses(
+        (status = 204, description = "The session ended for good.",
+            headers(("Set-Cookie" = String, description = "`mcp_session=; …; Max-Age=0`: the \
+                browser forgets the cookie."))),
+        super::openapi::SessionRefusals,
+        super::openapi::CsrfRefusal,
+        super::openapi::Stack,
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     who: SignedIn,
@@ -173,6 +217,20 @@ pub async fn logout(
 }
 
 /// `GET /api/account/me`.
+#[utoipa::path(
+    get,
+    path = "/api/account/me",
+    tag = "account",
+    operation_id = "account_me",
+    security(("account_session" = [])),
+    responses(
+        (status = 200, description = "The signed-in person, their organizations and the \
+            session's CSRF token.", body = super::openapi::ProfileView,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        super::openapi::SessionRefusals,
+        super::openapi::Stack,
+    )
+)]
 pub async fn me(State(state): State<AppState>, who: SignedIn) -> Result<Response, AccountError> {
     let mut conn = state.ledger.store().database().pool().acquire().await?;
     let memberships = queries::memberships_of_user(&mut conn, who.user_id()).await?;

@@ -1,9 +1,13 @@
 //! A person's own MCP tokens: listed with their usage, created (the token shown once), revoked.
 
+use super::openapi::{
+    AccountMessage, AccountUnprocessable, BodyRefusals, CreatedTokenView, CsrfHeader, CsrfRefusal,
+    SessionRefusals, Stack, TokenRequest, TokenView,
+};
 use super::session::Body;
 use super::{AccountError, AppState, SignedIn};
 use crate::commands::accounts::{AsUser, Grant};
-use crate::commands::tokens::{IssueToken, RevokeToken};
+use crate::commands::tokens::{IssueToken, RevokeToken, MAX_EXPIRES_IN};
 use crate::http::views::token_json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,6 +18,19 @@ use mcp_projections::queries;
 use secrecy::ExposeSecret;
 
 /// `GET /api/account/tokens`.
+#[utoipa::path(
+    get,
+    path = "/api/account/tokens",
+    tag = "account",
+    operation_id = "account_tokens",
+    security(("account_session" = [])),
+    responses(
+        (status = 200, description = "The person's tokens with their usage, never the tokens.",
+            body = Vec<TokenView>),
+        SessionRefusals,
+        Stack,
+    )
+)]
 pub async fn list(State(state): State<AppState>, who: SignedIn) -> Result<Response, AccountError> {
     let mut conn = state.ledger.store().database().pool().acquire().await?;
     let tokens = queries::tokens_of_user(&mut conn, who.user_id()).await?;
@@ -23,6 +40,27 @@ pub async fn list(State(state): State<AppState>, who: SignedIn) -> Result<Respon
 }
 
 /// `POST /api/account/tokens {name, scope?, expires_in?, max_uses?}`: 201 with the token, once.
+#[utoipa::path(
+    post,
+    path = "/api/account/tokens",
+    tag = "account",
+    operation_id = "account_create_token",
+    security(("account_session" = [])),
+    params(CsrfHeader),
+    request_body(content = TokenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new token, shown this once.", body = CreatedTokenView,
+            headers(("Cache-Control" = String, description = "`no-store`.")),
+            links(
+                ("RevokeToken" = (operation_id = "account_revoke_token",
+                    parameters(("id" = "$response.body#/id")))),
+            )),
+        SessionRefusals,
+        CsrfRefusal,
+        BodyRefusals,
+        Stack,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     who: SignedIn,
@@ -35,6 +73,12 @@ pub async fn create(
             .ok_or_else(|| AccountError::field("scope", "The scope must be leases or audit."))?,
     };
     let expires_in = body.optional_positive("expires_in")?;
+    if expires_in.is_some_and(|seconds| seconds > MAX_EXPIRES_IN) {
+        return Err(AccountError::field(
+            "expires_in",
+            format!("The expires in must not be greater than {MAX_EXPIRES_IN}."),
+        ));
+    }
     let max_uses = body.optional_positive("max_uses")?;
     let issued = state
         .ledger
@@ -62,6 +106,27 @@ pub async fn create(
 }
 
 /// `DELETE /api/account/tokens/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/account/tokens/{id}",
+    tag = "account",
+    operation_id = "account_revoke_token",
+    security(("account_session" = [])),
+    params(
+        ("id" = i64, Path, description = "The token's id."),
+        CsrfHeader,
+    ),
+    responses(
+        (status = 204, description = "Revoked: the token is refused from now on."),
+        (status = 404, description = "No token of this person has this id.",
+            body = AccountMessage),
+        (status = 422, description = "The token is already revoked.",
+            body = AccountUnprocessable),
+        SessionRefusals,
+        CsrfRefusal,
+        Stack,
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     who: SignedIn,

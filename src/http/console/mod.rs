@@ -25,10 +25,11 @@ mod tokens;
 
 use super::account::{AccountError, Body, SignedIn};
 use super::AppState;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -62,7 +63,7 @@ pub fn router() -> Router<AppState> {
         .route("/tokens", get(tokens::page).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/leases", get(leases::page))
-        .route("/leases/{id}/revoke", post(leases::revoke))
+        .route("/leases/{lease_id}/revoke", post(leases::revoke))
         .route("/organizations", get(members::organizations))
         .route(
             "/organizations/{id}/members",
@@ -78,6 +79,19 @@ pub fn router() -> Router<AppState> {
         )
         .route("/assets/console.css", get(assets::stylesheet))
         .route("/assets/console.js", get(assets::script))
+        .route_layer(axum::middleware::from_fn(ids_are_ids))
+}
+
+/// A route layer: a path whose id cannot be an id names nothing (404, as the account API).
+async fn ids_are_ids(
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !super::account::ids::ids_are_ids(params) {
+        return ConsoleError::page(StatusCode::NOT_FOUND, "Not found").into_response();
+    }
+    next.run(request).await
 }
 
 /// A page's visitor: signed in, or sent to the sign-in page.
