@@ -147,7 +147,21 @@ async fn signing_in_and_out(backend: Backend) {
             .contains("These credentials do not match our records."));
         assert!(browser.cookie.is_none());
     }
-    let page = browser.sign_in("ada@example.com", PASSWORD).await;
+    // A sign-in form posted from another site is refused, whatever the password.
+    let forged = browser
+        .client
+        .post(format!("{}/sign-in", browser.base))
+        .header("origin", "https://evil.example")
+        .form(&[("email", "ada@example.com"), ("password", PASSWORD)]);
+    let page = browser.send(forged).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(browser.cookie.is_none());
+    let same = browser
+        .client
+        .post(format!("{}/sign-in", browser.base))
+        .header("origin", browser.base.clone())
+        .form(&[("email", "ada@example.com"), ("password", PASSWORD)]);
+    let page = browser.send(same).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location.as_deref(), Some("/"));
     let cookie = browser.cookie.clone().expect("a session cookie");

@@ -3,11 +3,9 @@
 //! and refusal alike, conform to it: a documented status, a documented content type, and a body
 //! the documented JSON schema accepts.
 
+use crate::account::{with_password, PASSWORD};
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
-use mcp_events::{
-    both_backends, Backend, IntegrationOwner, Metadata, Role, SharedWith, TokenScope,
-};
-use mcp_manager::commands::accounts::SetPassword;
+use mcp_events::{both_backends, Backend, IntegrationOwner, Role, SharedWith, TokenScope};
 use mcp_manager::commands::tokens::MAX_EXPIRES_IN;
 use mcp_manager::http::openapi::{ACCOUNT_SESSION, AUDIT_TOKEN, LEASES_TOKEN, ROUTES};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
@@ -518,23 +516,6 @@ async fn real_answers_conform_to_the_document(backend: Backend) {
     assert!(conformance.checked >= 40, "{}", conformance.checked);
 }
 
-const PASSWORD: &str = "correct horse battery";
-
-/// Gives a user the test password.
-async fn with_password(app: &TestApp, user_id: i64) {
-    let phc = mcp_manager::accounts::password::hash(PASSWORD.to_owned().into())
-        .await
-        .unwrap();
-    app.ledger
-        .submit(SetPassword {
-            user_id,
-            phc,
-            metadata: Metadata::actor("test"),
-        })
-        .await
-        .unwrap();
-}
-
 /// A person signed in: their `Cookie` header value and their session's CSRF token.
 struct Session {
     cookie: String,
@@ -567,12 +548,9 @@ async fn account_answers_conform_to_the_document(backend: Backend) {
         settings.sign_in_failures_per_account = 2;
     })
     .await;
-    let ada_id = app.user("ada@example.com").await;
-    let bob_id = app.user("bob@example.com").await;
+    let ada_id = with_password(&app, "ada@example.com").await;
+    let bob_id = with_password(&app, "bob@example.com").await;
     let carol = app.user("carol@example.com").await;
-    for user in [ada_id, bob_id] {
-        with_password(&app, user).await;
-    }
     let org = app.org("Development Team").await;
     app.member(org, ada_id, Role::Owner).await;
     app.member(org, bob_id, Role::Member).await;

@@ -7,8 +7,8 @@ use crate::http::account::sign_in::{cleared_cookie, no_store, session_cookie, si
 use crate::http::account::{AccountError, Anonymous};
 use crate::http::AppState;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::{RETRY_AFTER, SET_COOKIE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{HOST, ORIGIN, RETRY_AFTER, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use maud::{html, Markup};
@@ -48,8 +48,15 @@ pub async fn form(State(state): State<AppState>, request: Request) -> Response {
 pub async fn submit(
     State(state): State<AppState>,
     Anonymous(metadata): Anonymous,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // No session yet, so no CSRF token: a form posted from another site (which would sign the
+    // visitor in to someone else's account) is told apart by its `Origin`.
+    if !same_origin(&headers) {
+        let refusal = AccountError::Forbidden;
+        return (refusal.status(), sign_in_page("", Some(&refusal))).into_response();
+    }
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let field = |name: &str| {
         fields
@@ -84,6 +91,21 @@ pub async fn submit(
             no_store(response)
         }
     }
+}
+
+/// Whether a request's `Origin`, when it sends one, is this server as the request addressed it
+/// (`Host`). Browsers send `Origin` with every form they post.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 /// `POST /sign-out`: ends the session and forgets the cookie.
