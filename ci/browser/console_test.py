@@ -39,6 +39,8 @@ class Walk:
         self.base = base
         self.shots = shots
         self.driver = browser()
+        # Elements of the next page are waited for, not looked up while it loads.
+        self.driver.implicitly_wait(5)
         self.wait = WebDriverWait(self.driver, 10)
         self.secrets = [CREDENTIAL]
 
@@ -93,8 +95,8 @@ class Walk:
         driver.find_element(By.ID, "email").send_keys(EMAIL)
         driver.find_element(By.ID, "password").send_keys("not the password")
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        self.expect("These credentials do not match our records." in self.text(),
-                    "a wrong password is refused in place")
+        self.wait.until(seen.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, ".problem"), "These credentials do not match our records."))
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         self.wait.until(seen.presence_of_element_located((By.ID, "services")))

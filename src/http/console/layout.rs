@@ -189,3 +189,28 @@ pub fn copyable(id: &str, value: &str) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_reads_as_people_say_it() {
+        let now = Timestamp::parse("2026-11-27T10:00:00.000000Z").unwrap();
+        let left = |at: &str| time_left(Some(at), now);
+        assert_eq!(left("2026-11-27T10:00:42.000000Z"), "42 s");
+        assert_eq!(left("2026-11-27T10:12:59.000000Z"), "12 min");
+        assert_eq!(left("2026-11-27T11:05:00.000000Z"), "1 h 5 min");
+        assert_eq!(left("2026-11-29T13:00:00.000000Z"), "2 d 3 h");
+        assert_eq!(left("2026-11-27T09:59:59.000000Z"), "expired");
+        assert_eq!(time_left(None, now), "—");
+        assert_eq!(time_left(Some("not a time"), now), "—");
+    }
+
+    #[test]
+    fn markup_escapes_what_people_typed() {
+        let page = problems(&["<script>alert(1)</script>".to_owned()]).into_string();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;"), "{page}");
+    }
+}

@@ -17,8 +17,8 @@ const FILTERS: [(&str, &str); 4] = [
     ("revoked", "Revoked"),
 ];
 
-/// `GET /leases?status=`.
-pub async fn render(
+/// The page: the person's leases of `status` (empty for all), with a notice or a problem.
+async fn render(
     state: &AppState,
     who: SignedIn,
     status: &str,

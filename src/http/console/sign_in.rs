@@ -120,3 +120,52 @@ pub async fn sign_out(
         .insert(SET_COOKIE, cleared_cookie(&state.accounts));
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    axum::http::HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sign_in_from_another_origin_is_told_apart() {
+        assert!(
+            same_origin(&headers(&[("host", "127.0.0.1:3978")])),
+            "no Origin: not a browser's cross-site post"
+        );
+        assert!(same_origin(&headers(&[
+            ("host", "mcp.example.com"),
+            ("origin", "https://mcp.example.com")
+        ])));
+        assert!(same_origin(&headers(&[
+            ("host", "127.0.0.1:3978"),
+            ("origin", "http://127.0.0.1:3978")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "mcp.example.com"),
+            ("origin", "https://evil.example")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "127.0.0.1:3978"),
+            ("origin", "http://127.0.0.1:4000")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "mcp.example.com"),
+            ("origin", "null")
+        ])));
+        assert!(
+            !same_origin(&headers(&[("origin", "https://mcp.example.com")])),
+            "no Host to compare"
+        );
+    }
+}
