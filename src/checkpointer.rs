@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
-/// The most committed events held for the next signing; past it the oldest are dropped (and
-/// read back from the log instead).
-const HELD_EVENTS: usize = 200_000;
+/// The most committed events held for the next signing (a few seconds of writes at full speed,
+/// some tens of megabytes); past it the oldest are dropped, and read back from the log instead.
+const HELD_EVENTS: usize = 50_000;
 
 pub struct SignedLog {
     signer: Signer,
@@ -86,11 +86,13 @@ impl SignedLog {
         let held = std::mem::take(&mut *lock(&self.committed));
         let signed =
             checkpoints::sign_if_grown_checked(store, &self.signer, now, from_start, &held).await;
-        // What the new checkpoint covers is not needed again; the rest goes back in front of
-        // what was committed meanwhile.
+        // What a checkpoint covers is not needed again; the rest goes back in front of what was
+        // committed meanwhile. Nothing to sign means the latest checkpoint (perhaps another
+        // replica's) is at the head, which every held event was committed below.
         let covered = match &signed {
             Ok(Some(checkpoint)) => checkpoint.tree_size as i64,
-            _ => 0,
+            Ok(None) => i64::MAX,
+            Err(_) => 0,
         };
         let mut committed = lock(&self.committed);
         let mut kept: Vec<RawEvent> = held.into_iter().filter(|e| e.position > covered).collect();

@@ -266,6 +266,27 @@ async fn a_signer_following_its_writer_signs_the_tree(backend: Backend) {
         );
         assert_eq!(log.held_events(), 0, "a checkpoint's events are let go");
     }
+    // Another replica signs first: what its checkpoint covers is let go too.
+    register(&ledger, 1000, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(log.held_events() > 0);
+    let replica = self::log();
+    let theirs = replica
+        .sign_if_grown(store, SystemClock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(theirs.tree_size, 4 * 42 + 10);
+    assert!(log
+        .sign_if_grown(store, SystemClock.now())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        log.held_events(),
+        0,
+        "another replica's checkpoint covers them"
+    );
     follower.abort();
     assert!(log.refusal().is_none());
 }

@@ -7,13 +7,11 @@
 //! their recent activity, rendered to HTML).
 
 use crate::http::{phase, Phase};
-use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata, TokenScope};
+use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata};
 use mcp_manager::app::Application;
 use mcp_manager::clock::SystemClock;
 use mcp_manager::commands::accounts::SetPassword;
-use mcp_manager::commands::directory::RegisterUser;
 use mcp_manager::commands::integrations::AddIntegration;
-use mcp_manager::commands::tokens::IssueToken;
 use mcp_manager::config::Settings;
 use mcp_manager::crypto::EncryptionKey;
 use mcp_manager::tokens::expose;
@@ -51,13 +49,7 @@ pub async fn dashboard(
     let mut cookies = Vec::with_capacity(people);
     for person in 0..people {
         let email = format!("person{person}@example.com");
-        let user_id = ledger
-            .submit(RegisterUser {
-                email: email.clone(),
-                name: format!("Person {person}"),
-                metadata: meta(),
-            })
-            .await?;
+        let (user_id, issued) = crate::person(&ledger, &email, &["todoist"]).await?;
         ledger
             .submit(SetPassword {
                 user_id,
@@ -74,16 +66,6 @@ pub async fn dashboard(
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),
-                metadata: meta(),
-            })
-            .await?;
-        let issued = ledger
-            .submit(IssueToken {
-                user_id,
-                scope: TokenScope::Leases,
-                name: "bench".into(),
-                expires_in: None,
-                max_uses: None,
                 metadata: meta(),
             })
             .await?;

@@ -5,17 +5,12 @@
 //! the large population (`population` live leases, then renewals and revocations of leases
 //! drawn at random from all of them, as a real fleet of MCP servers would send).
 
-use mcp_events::{IntegrationOwner, IntegrationStatus, Metadata};
 use mcp_manager::app::Application;
 use mcp_manager::clock::SystemClock;
-use mcp_manager::commands::directory::RegisterUser;
-use mcp_manager::commands::integrations::AddIntegration;
-use mcp_manager::commands::tokens::IssueToken;
 use mcp_manager::config::Settings;
 use mcp_manager::crypto::EncryptionKey;
 use mcp_manager::random::{base62, OsEntropy};
 use mcp_manager::tokens::expose;
-use mcp_manager::validate::ServiceName;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,38 +163,7 @@ pub async fn run(url: &str, load: Load) -> anyhow::Result<Vec<Phase>> {
         let _ = stopped.await;
     }));
 
-    let meta = || Metadata::actor("bench");
-    let user_id = ledger
-        .submit(RegisterUser {
-            email: "load@example.com".into(),
-            name: "Load".into(),
-            metadata: meta(),
-        })
-        .await?;
-    for service in ["todoist", "openai"] {
-        ledger
-            .submit(AddIntegration {
-                service: ServiceName::parse(service).map_err(anyhow::Error::msg)?,
-                owner: IntegrationOwner::User { user_id },
-                status: IntegrationStatus::Active,
-                credentials: json!({"access_token": "load"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                metadata: meta(),
-            })
-            .await?;
-    }
-    let issued = ledger
-        .submit(IssueToken {
-            user_id,
-            scope: mcp_events::TokenScope::Leases,
-            name: "load".into(),
-            expires_in: None,
-            max_uses: None,
-            metadata: meta(),
-        })
-        .await?;
+    let (_, issued) = crate::person(&ledger, "load@example.com", &["todoist", "openai"]).await?;
     let target = Target {
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(load.connections)

@@ -26,7 +26,7 @@ use mcp_events::{
 use mcp_manager::commands::directory::RegisterUser;
 use mcp_manager::commands::integrations::AddIntegration;
 use mcp_manager::commands::mcp::{Answer, Caller, CreateLease, GetLease, McpRequest};
-use mcp_manager::commands::tokens::IssueToken;
+use mcp_manager::commands::tokens::{IssueToken, IssuedToken};
 use mcp_manager::crypto::EncryptionKey;
 use mcp_manager::ledger::{Ledger, LedgerSetup};
 use mcp_manager::tokens::{expose, hash_token};
@@ -413,30 +413,34 @@ fn meta() -> Metadata {
     Metadata::actor("bench")
 }
 
-/// Commands per second for `commands` authenticated lease reads from `submitters` tasks.
-async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result<f64> {
-    let store = EventStore::new(Database::connect(url, &DbOptions::default()).await?);
-    let ledger = Ledger::open(store.clone(), LedgerSetup::new(EncryptionKey::generate())).await?;
+/// A user with a personal integration of each of `services` and a `leases` token: their id and
+/// the token.
+pub(crate) async fn person(
+    ledger: &Ledger,
+    email: &str,
+    services: &[&str],
+) -> anyhow::Result<(i64, IssuedToken)> {
     let user_id = ledger
         .submit(RegisterUser {
-            email: "bench@example.com".into(),
+            email: email.into(),
             name: "Bench".into(),
             metadata: meta(),
         })
         .await?;
-    let credentials = serde_json::json!({"access_token": "bench"})
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    ledger
-        .submit(AddIntegration {
-            service: ServiceName::parse("todoist").map_err(anyhow::Error::msg)?,
-            owner: IntegrationOwner::User { user_id },
-            status: IntegrationStatus::Active,
-            credentials,
-            metadata: meta(),
-        })
-        .await?;
+    for service in services {
+        ledger
+            .submit(AddIntegration {
+                service: ServiceName::parse(service).map_err(anyhow::Error::msg)?,
+                owner: IntegrationOwner::User { user_id },
+                status: IntegrationStatus::Active,
+                credentials: serde_json::json!({"access_token": "bench"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                metadata: meta(),
+            })
+            .await?;
+    }
     let token = ledger
         .submit(IssueToken {
             user_id,
@@ -447,6 +451,14 @@ async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result
             metadata: meta(),
         })
         .await?;
+    Ok((user_id, token))
+}
+
+/// Commands per second for `commands` authenticated lease reads from `submitters` tasks.
+async fn append(url: &str, commands: usize, submitters: usize) -> anyhow::Result<f64> {
+    let store = EventStore::new(Database::connect(url, &DbOptions::default()).await?);
+    let ledger = Ledger::open(store.clone(), LedgerSetup::new(EncryptionKey::generate())).await?;
+    let (_, token) = person(&ledger, "bench@example.com", &["todoist"]).await?;
     let caller = Caller {
         token_hash: Some(hash_token(expose(&token.token))),
         ..Caller::default()

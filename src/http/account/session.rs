@@ -92,12 +92,8 @@ impl FromRequestParts<AppState> for SignedIn {
 
     /// The account API's way: the CSRF token of a state-changing request is in `X-CSRF-Token`.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AccountError> {
-        let sent = parts
-            .headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Self::resolve(parts, state, sent.as_deref()).await
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        Self::resolve(parts, state, sent).await
     }
 }
 
